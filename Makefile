@@ -1,0 +1,68 @@
+# Deep Generative Models, Derived and Run.
+#   make book   build the whole book at full size  -> _build/html/index.html
+#   make test   ruff + every test, derivation check, a quick build of the book and a browser check
+# Every target sets up what it needs from scratch and skips what is already current.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+READY  := $(VENV)/.installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX := _vendor/mathjax/tex-mml-chtml.js
+JB_FLAGS := -n -W --keep-going
+
+.PHONY: book test lint derivations data mathjax browser setup lock bench clean
+
+book: setup
+	$(BIN)/python -m dgm.buildstamp .
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test: setup browser
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+derivations: $(READY)
+	@set -e; for script in derivations/[!_]*.py; do $(BIN)/python $$script; done
+
+lint: $(READY)
+	$(BIN)/ruff check .
+
+setup: $(READY) data mathjax
+
+# The virtual environment, rebuilt when the lock file or the package metadata changes.
+$(READY): requirements-lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-lock.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# Real MNIST: fetched once, verified (SHA-256) on every run.
+data: $(READY)
+	$(BIN)/python -m dgm.data
+
+# MathJax 3 served from the book itself, so formulas render with no network.
+mathjax: $(MATHJAX)
+
+$(MATHJAX):
+	rm -rf _vendor/.mathjax-tmp && mkdir -p _vendor/.mathjax-tmp
+	cd _vendor/.mathjax-tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) && tar xzf mathjax-$(MATHJAX_VERSION).tgz
+	rm -rf _vendor/mathjax && mv _vendor/.mathjax-tmp/package/es5 _vendor/mathjax
+	rm -rf _vendor/.mathjax-tmp
+
+# Debian's Chromium for the browser test (Playwright drives it; never `playwright install`).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: run 'sudo apt-get install chromium' and retry." >&2; exit 1; fi; }
+
+# Rewrite the lock file from the current environment (after a deliberate upgrade).
+lock: $(READY)
+	{ sed -n '1,3p' requirements-lock.txt; $(BIN)/pip freeze --exclude-editable; } > requirements-lock.txt.new
+	mv requirements-lock.txt.new requirements-lock.txt
+
+bench: setup
+	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+clean:
+	rm -rf _build

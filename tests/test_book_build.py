@@ -1,0 +1,32 @@
+"""The whole book builds in quick mode with no warning, and marks its executed pages as quick."""
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sphinx_warnings(log: str) -> list[str]:
+    return [line for line in log.splitlines() if re.search(r"\b(WARNING|ERROR)\b", line)]
+
+
+def test_quick_build_succeeds_without_warnings(quick_book):
+    warnings = sphinx_warnings(quick_book.log)
+    assert quick_book.returncode == 0 and not warnings, (
+        "the quick build failed:\n" + "\n".join(warnings or quick_book.log.splitlines()[-40:])
+    )
+
+
+def test_every_page_in_the_toc_was_built(quick_book):
+    pages = re.findall(r"(?:root|file):\s*(\S+)", (REPO / "_toc.yml").read_text())
+    assert pages, "no pages found in _toc.yml"
+    missing = [page for page in pages if not (quick_book.html / f"{page}.html").exists()]
+    assert not missing, f"pages listed in _toc.yml but not built: {missing}"
+
+
+def test_executed_pages_say_they_come_from_a_quick_run(quick_book):
+    pages = sorted(quick_book.html.rglob("*.html"))
+    executed = [page for page in pages if "cell_output" in page.read_text()]
+    assert executed, "no executed page found in the quick build"
+    unmarked = [page.name for page in executed if "dgm-quick-mode" not in page.read_text()]
+    assert not unmarked, f"quick-mode pages without the shortened-run note: {unmarked}"

@@ -1,0 +1,153 @@
+"""Open every page of the quick build in a real browser, served on 127.0.0.1, and check that it
+reads offline: formulas typeset with no raw TeX left, every image loaded, no console or page
+errors, and no request to any other host."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+# Text that would mean TeX was left untypeset, looked for outside code, scripts and MathJax output.
+RAW_TEX_SCRIPT = """() => {
+  const markers = ["\\\\(", "\\\\[", "$$", "\\\\frac", "\\\\begin{", "\\\\mathbf", "\\\\sum"];
+  const skip = "pre, code, script, style, mjx-container, textarea, .highlight";
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const found = [];
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (node.parentElement && node.parentElement.closest(skip)) continue;
+    for (const m of markers) {
+      if (node.textContent.includes(m)) { found.push(node.textContent.trim().slice(0, 80)); break; }
+    }
+  }
+  return found;
+}"""
+
+UNTYPESET_MATH_SCRIPT = """() => Array.from(document.querySelectorAll("span.math, div.math"))
+  .filter(el => !el.querySelector("mjx-container"))
+  .map(el => el.textContent.trim().slice(0, 80))"""
+
+BROKEN_IMAGES_SCRIPT = """() => Array.from(document.images)
+  .filter(img => !(img.complete && img.naturalWidth > 0))
+  .map(img => img.getAttribute("src"))"""
+
+
+def find_chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("no Chromium found: install Debian's `chromium` (make test does it as root)")
+
+
+@contextlib.contextmanager
+def serve(directory: Path):
+    """Serve ``directory`` on 127.0.0.1 (a free port) for the duration of the block."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def built_pages(quick_book) -> list[str]:
+    """Every HTML page of the build (not the theme's template fragments under _static/)."""
+    root = quick_book.html
+    pages = (page.relative_to(root).as_posix() for page in root.rglob("*.html"))
+    return sorted(page for page in pages if not page.startswith(("_static/", "_sources/")))
+
+
+def test_every_page_reads_offline(quick_book, browser):
+    assert quick_book.returncode == 0, "the quick build failed; see test_book_build"
+    pages = built_pages(quick_book)
+    assert "index.html" in pages and len(pages) >= 4
+    problems: dict[str, list[str]] = {}
+    with serve(quick_book.html) as server:
+        for page_path in pages:
+            found = check_page(browser, f"{server}/{page_path}")
+            if found:
+                problems[page_path] = found
+    assert not problems, "\n".join(f"{page}: {issues}" for page, issues in problems.items())
+
+
+def check_page(browser, url: str) -> list[str]:
+    issues: list[str] = []
+    context = browser.new_context()
+    page = context.new_page()
+
+    def block_outside(route):
+        if urlparse(route.request.url).hostname != "127.0.0.1":
+            issues.append(f"request to another host: {route.request.url}")
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/*", block_outside)
+    page.on("console", lambda msg: msg.type == "error" and issues.append(f"console: {msg.text}"))
+    page.on("pageerror", lambda error: issues.append(f"page error: {error}"))
+    page.goto(url, wait_until="load")
+    page.wait_for_load_state("networkidle")
+    if page.evaluate("() => document.querySelector('span.math, div.math') !== null"):
+        page.wait_for_function(
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000
+        )
+        page.evaluate("() => MathJax.startup.promise")
+    page.wait_for_load_state("networkidle")
+    issues += [f"untypeset formula: {m}" for m in page.evaluate(UNTYPESET_MATH_SCRIPT)]
+    issues += [f"raw TeX: {t}" for t in page.evaluate(RAW_TEX_SCRIPT)]
+    issues += [f"image not loaded: {src}" for src in page.evaluate(BROKEN_IMAGES_SCRIPT)]
+    context.close()
+    return issues
+
+
+BROKEN_PAGE = """<!doctype html><html><body>
+<p>Left raw: $$\\frac{a}{b}$$</p>
+<img src="missing.png">
+<img src="http://example.com/remote.png">
+<script>throw new Error("boom");</script>
+</body></html>"""
+
+
+def test_the_check_catches_a_broken_page(tmp_path, browser):
+    (tmp_path / "broken.html").write_text(BROKEN_PAGE)
+    with serve(tmp_path) as server:
+        issues = " | ".join(check_page(browser, f"{server}/broken.html"))
+    assert "raw TeX" in issues
+    assert "image not loaded: missing.png" in issues
+    assert "request to another host: http://example.com/remote.png" in issues
+    assert "page error" in issues and "boom" in issues
