@@ -33,8 +33,8 @@ setup: $(READY) data mathjax
 # The virtual environment, rebuilt when the lock file or the package metadata changes.
 $(READY): requirements-lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-lock.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/pip install -qq --disable-pip-version-check -r requirements-lock.txt
+	$(BIN)/pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 # Real MNIST: fetched once, verified (SHA-256) on every run.
@@ -58,7 +58,7 @@ browser:
 
 # Rewrite the lock file from the current environment (after a deliberate upgrade).
 lock: $(READY)
-	{ sed -n '1,3p' requirements-lock.txt; $(BIN)/pip freeze --exclude-editable; } > requirements-lock.txt.new
+	{ sed -n '1,3p' requirements-lock.txt; $(BIN)/pip freeze --all --exclude-editable | grep -v "^pip=="; } > requirements-lock.txt.new
 	mv requirements-lock.txt.new requirements-lock.txt
 
 bench: setup

@@ -6,8 +6,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+# Sphinx writes "path:line: WARNING: message" or "WARNING: message" (ERROR, CRITICAL likewise).
+SPHINX_PROBLEM = re.compile(r"(?:^|: )(?:WARNING|ERROR|CRITICAL): ")
+
+
 def sphinx_warnings(log: str) -> list[str]:
-    return [line for line in log.splitlines() if re.search(r"\b(WARNING|ERROR)\b", line)]
+    lines = (ANSI_COLOUR.sub("", line) for line in log.splitlines())
+    return [line for line in lines if SPHINX_PROBLEM.search(line)]
+
+
+def test_warning_filter_reads_sphinx_lines_only():
+    log = (
+        "\x1b[91m/book/a.md:3: WARNING: undefined label: 'x'\x1b[39;49;00m\n"
+        "WARNING: html_static_path entry 'y' does not exist\n"
+        "[IPKernelApp] WARNING | Kernel is running over TCP without encryption.\n"
+        "build succeeded."
+    )
+    assert sphinx_warnings(log) == [
+        "/book/a.md:3: WARNING: undefined label: 'x'",
+        "WARNING: html_static_path entry 'y' does not exist",
+    ]
 
 
 def test_quick_build_succeeds_without_warnings(quick_book):
