@@ -9,10 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from dgm.buildstamp import invalidate_if_code_changed
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Property tests: no per-example deadline (a loaded 2-core machine is slow, not wrong), and a
+# fixed example sequence so that a failure reproduces exactly on the next run.
+settings.register_profile("book", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("book")
 QUICK_OUTPUT = REPO / "_build" / "quick"
 
 
