@@ -1,0 +1,315 @@
+"""The instantaneous change of variables, proved symbolically on flows with closed forms.
+
+Chen et al. (2018), theorem 1: if dz/dt = f(z, t), the density p_t of z(t) satisfies
+
+    d/dt log p_t(z(t)) = -tr(df/dz),
+
+equivalently the continuity equation d_t p + div(p f) = 0. The chapter "The instantaneous change
+of variables" proves it three ways; this script checks the steps that are pure algebra:
+
+* the expansion det(I + eps A) = 1 + eps tr A + O(eps^2) (eq. cov-det-expansion) and Jacobi's
+  formula d/dt det M = det M tr(M^-1 dM/dt), for symbolic 2 x 2 and 3 x 3 matrices;
+* the linear flow dz/dt = A z with a general symbolic 2 x 2 matrix A and a general density p_0.
+  Its flow map M(t) = exp(tA) is used only through what defines it, dM/dt = A M and M(0) = I:
+  entries m_jk(t) are unknown functions and every derivative dm_jk/dt is replaced by (A M)_jk.
+  Checked: Liouville's formula det exp(tA) = exp(t tr A); that the pushed-forward density
+  p_t(x) = p_0(M^-1 x) / det M solves the continuity equation (eq. cov-continuity); and that
+  log p_t changes at the rate -tr A along every trajectory (eq. cov-icov);
+* the one-dimensional affine flow dz/dt = a z + b(t), which carries a Gaussian N(m_0, v_0) to a
+  Gaussian whose mean and variance are known in closed form: the same two facts, and that this
+  Gaussian is the pushed-forward density.
+
+Run alone: python derivations/change_of_variables.py   (exit status 1 if an identity fails)
+"""
+
+from __future__ import annotations
+
+import sys
+
+import sympy as sp
+from _check import (
+    Check,
+    latex,
+    normal_pdf,
+    product,
+    report,
+    same_positive,
+    statement,
+    vanishes,
+)
+
+SIZES = (2, 3)  # matrix sizes for the determinant expansion, Jacobi's and Liouville's formulas
+FLOW_SIZE = 2  # the linear flow lives in the plane
+
+t = sp.Symbol("t", real=True)
+epsilon = sp.Symbol("varepsilon", real=True)
+
+# The book's notation for square matrices of any size n; a check makes n and the entries concrete.
+n = sp.Symbol("n", integer=True, positive=True)
+A = sp.MatrixSymbol("A", n, n)
+M = sp.MatrixSymbol("M", n, n)
+M_dot = sp.MatrixSymbol(r"\dot{M}", n, n)
+x_vec = sp.MatrixSymbol("x", n, 1)
+p_0 = sp.Function("p_0")
+
+# Eq. cov-det-expansion.
+DET_EXPANSION = 1 + epsilon * sp.Trace(A) + sp.O(epsilon**2)
+# Jacobi's formula (remark cov-remark-jacobi).
+JACOBI = product(sp.Determinant(M), sp.Trace(sp.Inverse(M) * M_dot))
+# Liouville's formula: the determinant of the flow map exp(tA).
+LIOUVILLE = sp.exp(t * sp.Trace(A))
+# Eq. cov-flow-map-density for the linear flow: p_t(x) = p_0(M(t)^-1 x) / det M(t).
+LINEAR_DENSITY = p_0(sp.Inverse(M) * x_vec) / sp.Determinant(M)
+# Eq. cov-icov for the linear flow: the rate of change of log p_t along a trajectory.
+LINEAR_RATE = -sp.Trace(A)
+
+# The affine flow dz/dt = a z + b(t) in one dimension, started from N(m_0, v_0).
+a = sp.Symbol("a", real=True)
+b = sp.Function("b")
+s, x, z_0, m_0 = sp.symbols("s x z_0 m_0", real=True)
+v_0 = sp.Symbol("v_0", positive=True)
+AFFINE_FIELD = a * x + b(t)
+AFFINE_FLOW_MAP = product(sp.exp(a * t), z_0 + sp.Integral(sp.exp(-a * s) * b(s), (s, 0, t)))
+# The mean moves with the flow; the variance grows like the squared slope of the flow map.
+AFFINE_MEAN = product(sp.exp(a * t), m_0 + sp.Integral(sp.exp(-a * s) * b(s), (s, 0, t)))
+AFFINE_VARIANCE = product(v_0, sp.exp(2 * a * t))
+AFFINE_RATE = -a
+
+
+# ---------------------------------------------------------------------------------------------
+# Concrete matrices
+# ---------------------------------------------------------------------------------------------
+
+
+def symbolic_matrix(name: str, size: int) -> sp.ImmutableMatrix:
+    """A size x size matrix of independent real symbols name_jk."""
+    return sp.ImmutableMatrix(
+        size, size, lambda j, k: sp.Symbol(f"{name}_{j + 1}{k + 1}", real=True)
+    )
+
+
+def function_matrix(name: str, size: int) -> sp.ImmutableMatrix:
+    """A size x size matrix of unknown functions name_jk(t)."""
+    return sp.ImmutableMatrix(size, size, lambda j, k: sp.Function(f"{name}_{j + 1}{k + 1}")(t))
+
+
+def instantiate(claim: sp.Expr, size: int, **matrices: sp.ImmutableMatrix) -> sp.Expr:
+    """The claim with n = size and each named matrix symbol replaced by a concrete matrix.
+
+    A density p_0 applied to a vector becomes p_0 applied to the vector's entries.
+    """
+    sized = sp.sympify(claim).subs(n, size)
+    names = {symbol.name: symbol for symbol in sized.atoms(sp.MatrixSymbol)}
+    expr = sized.xreplace({names[name]: value for name, value in matrices.items()}).doit()
+    return expr.replace(
+        lambda e: isinstance(e, sp.core.function.AppliedUndef) and e.func == p_0,
+        lambda e: p_0(*e.args[0]),
+    )
+
+
+class LinearFlow:
+    """dz/dt = A z in n dimensions; the flow map M(t) is known only by dM/dt = A M, M(0) = I."""
+
+    def __init__(self, size: int = FLOW_SIZE):
+        self.size = size
+        self.A = symbolic_matrix("a", size)
+        self.M = function_matrix("m", size)
+        self.x = sp.ImmutableMatrix(sp.symbols(f"x_1:{size + 1}", real=True))
+        self.z_0 = sp.ImmutableMatrix(sp.symbols(f"z_1:{size + 1}", real=True))
+        self.field = self.A * self.x  # f(x) = A x
+        self.AM = self.A * self.M
+        self.derivatives = {
+            self.M[j, k].diff(t): self.AM[j, k] for j in range(size) for k in range(size)
+        }
+
+    def d_dt(self, expr: sp.Expr) -> sp.Expr:
+        """d/dt along the flow: differentiate, then use dM/dt = A M."""
+        return expr.diff(t).subs(self.derivatives)
+
+    def divergence(self, vector: sp.Matrix) -> sp.Expr:
+        return sp.Add(*(vector[j].diff(self.x[j]) for j in range(self.size)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks
+# ---------------------------------------------------------------------------------------------
+
+
+def sizes_scope(sizes) -> str:
+    return "n = " + ", ".join(map(str, sizes))
+
+
+def check_det_expansion(claim: sp.Expr = DET_EXPANSION, sizes=SIZES) -> Check:
+    """Eq. cov-det-expansion: the epsilon-series of det(I + eps A) to first order."""
+
+    def agrees(size: int) -> bool:
+        A_ = symbolic_matrix("a", size)
+        series = sp.series((sp.eye(size) + epsilon * A_).det(), epsilon, 0, 2)
+        return vanishes((series - instantiate(claim, size, A=A_)).removeO())
+
+    lhs = r"\det(I + \varepsilon A)"
+    return Check(
+        "determinant near the identity",
+        statement(lhs, claim),
+        all(agrees(size) for size in sizes),
+        len(sizes),
+        sizes_scope(sizes),
+    )
+
+
+def check_jacobi(claim: sp.Expr = JACOBI, sizes=SIZES) -> Check:
+    """Jacobi's formula for a matrix of unknown functions of t."""
+
+    def agrees(size: int) -> bool:
+        M_ = function_matrix("m", size)
+        lhs = M_.det().diff(t)
+        return vanishes(lhs - instantiate(claim, size, M=M_, **{r"\dot{M}": M_.diff(t)}))
+
+    lhs = r"\frac{d}{dt} \det M(t)"
+    return Check(
+        "Jacobi's formula",
+        statement(lhs, claim),
+        all(agrees(size) for size in sizes),
+        len(sizes),
+        sizes_scope(sizes),
+    )
+
+
+def check_liouville(claim: sp.Expr = LIOUVILLE, sizes=SIZES) -> Check:
+    """det M(t) = claim for dM/dt = A M, M(0) = I: both sides are 1 at t = 0, and the ratio
+    det M / claim has derivative 0, so it is constant (uniqueness for the linear ODE)."""
+
+    def agrees(size: int) -> bool:
+        flow = LinearFlow(size)
+        value = instantiate(claim, size, A=flow.A)
+        starts_at_one = vanishes(value.subs(t, 0) - 1)
+        ratio_constant = vanishes(flow.d_dt(flow.M.det() / value))
+        return starts_at_one and ratio_constant
+
+    lhs = r"\det e^{tA}"
+    return Check(
+        "Liouville's formula for the linear flow",
+        statement(lhs, claim),
+        all(agrees(size) for size in sizes),
+        len(sizes),
+        sizes_scope(sizes),
+    )
+
+
+def check_linear_continuity(claim: sp.Expr = LINEAR_DENSITY, size: int = FLOW_SIZE) -> Check:
+    """Eq. cov-continuity for dz/dt = A z and the pushed-forward density, any p_0."""
+    flow = LinearFlow(size)
+    p = instantiate(claim, size, M=flow.M, x=flow.x)
+    residual = flow.d_dt(p) + flow.divergence(p * flow.field)
+    identity = r"\partial_t p_t + \nabla \cdot (p_t\, A x) = 0 \quad\text{for}\quad "
+    return Check(
+        "the linear flow's density solves the continuity equation",
+        identity + statement("p_t(x)", claim, r",\quad M = e^{tA}"),
+        vanishes(residual),
+        1,
+        rf"n = {size},\ A \text{{ and }} p_0 \text{{ general}}",
+    )
+
+
+def check_linear_rate(claim: sp.Expr = LINEAR_RATE, size: int = FLOW_SIZE) -> Check:
+    """Eq. cov-icov for dz/dt = A z: log p_t(z(t)) changes at the rate -tr(df/dz) = -tr A."""
+    flow = LinearFlow(size)
+    z = flow.M * flow.z_0  # the trajectory from z_0
+    p = instantiate(LINEAR_DENSITY, size, M=flow.M, x=flow.x)
+    log_p_on_trajectory = sp.log(p.xreplace(dict(zip(flow.x, z, strict=True))))
+    rate = flow.d_dt(log_p_on_trajectory)
+    value = instantiate(claim, size, A=flow.A)
+    minus_trace = -flow.field.jacobian(flow.x).trace()  # -tr(df/dz), from the field itself
+    passed = vanishes(rate - value) and vanishes(value - minus_trace)
+    lhs = r"\frac{d}{dt} \log p_t(z(t)) = -\operatorname{tr}\frac{\partial f}{\partial z}"
+    return Check(
+        "the linear flow's log-density along a trajectory",
+        statement(lhs, claim),
+        passed,
+        1,
+        rf"n = {size},\ A \text{{ and }} p_0 \text{{ general}}",
+    )
+
+
+def check_affine_flow_map(claim: sp.Expr = AFFINE_FLOW_MAP) -> Check:
+    """The flow map of dz/dt = a z + b(t): it solves the ODE and starts at z_0."""
+    solves = vanishes(claim.diff(t) - AFFINE_FIELD.subs(x, claim))
+    starts = vanishes(claim.subs(t, 0).doit() - z_0)
+    lhs = r"\Phi_{0 \to t}(z_0)"
+    return Check(
+        "flow map of the affine flow dz/dt = a z + b(t)", statement(lhs, claim), solves and starts
+    )
+
+
+def affine_density(mean: sp.Expr, variance: sp.Expr) -> sp.Expr:
+    return normal_pdf(x, mean, variance)
+
+
+def where_mean_variance(mean: sp.Expr, variance: sp.Expr) -> str:
+    return rf"\text{{where }} m(t) = {latex(mean)},\quad v(t) = {latex(variance)}"
+
+
+def check_affine_pushforward(
+    mean: sp.Expr = AFFINE_MEAN, variance: sp.Expr = AFFINE_VARIANCE
+) -> Check:
+    """N(mean, variance) is N(m_0, v_0) pushed through the flow map:
+    p_t(x) = p_0(Phi^-1(x)) dPhi^-1/dx (eq. cov-flow-map-density)."""
+    inverse = sp.solve(sp.Eq(AFFINE_FLOW_MAP, x), z_0)[0]  # Phi_{t -> 0}(x)
+    pushed = normal_pdf(inverse, m_0, v_0) * inverse.diff(x)
+    lhs = r"p_0\bigl(\Phi_{t \to 0}(x)\bigr)\, \frac{\partial \Phi_{t \to 0}}{\partial x}"
+    return Check(
+        "the affine flow carries a Gaussian to a Gaussian",
+        lhs + r" = \mathcal{N}\bigl(x;\ m(t),\ v(t)\bigr)",
+        same_positive(pushed, affine_density(mean, variance)),
+        details=where_mean_variance(mean, variance),
+    )
+
+
+def check_affine_continuity(
+    mean: sp.Expr = AFFINE_MEAN, variance: sp.Expr = AFFINE_VARIANCE
+) -> Check:
+    """Eq. cov-continuity for the affine flow and the Gaussian p_t."""
+    p = affine_density(mean, variance)
+    residual = p.diff(t) + (p * AFFINE_FIELD).diff(x)
+    statement_tex = (
+        r"\partial_t p_t + \partial_x \bigl(p_t\, (a x + b(t))\bigr) = 0 \quad\text{for}\quad "
+        r"p_t = \mathcal{N}\bigl(m(t),\ v(t)\bigr)"
+    )
+    return Check(
+        "the affine flow's density solves the continuity equation",
+        statement_tex,
+        vanishes(sp.expand(residual / p)),
+        details=where_mean_variance(mean, variance),
+    )
+
+
+def check_affine_rate(claim: sp.Expr = AFFINE_RATE) -> Check:
+    """Eq. cov-icov for the affine flow: d/dt log p_t(z(t)) = -d f/d z = -a."""
+    p = affine_density(AFFINE_MEAN, AFFINE_VARIANCE)
+    z = AFFINE_FLOW_MAP  # the trajectory from z_0
+    log_p_on_trajectory = sp.expand_log(sp.log(p.subs(x, z)), force=True)  # p > 0
+    rate = log_p_on_trajectory.diff(t)
+    passed = vanishes(rate - claim) and vanishes(claim + AFFINE_FIELD.diff(x))
+    lhs = r"\frac{d}{dt} \log p_t(z(t)) = -\frac{\partial f}{\partial z}"
+    return Check("the affine flow's log-density along a trajectory", statement(lhs, claim), passed)
+
+
+CHECKS = (
+    check_det_expansion,
+    check_jacobi,
+    check_liouville,
+    check_linear_continuity,
+    check_linear_rate,
+    check_affine_flow_map,
+    check_affine_pushforward,
+    check_affine_continuity,
+    check_affine_rate,
+)
+
+
+def run_checks() -> list[Check]:
+    return [check() for check in CHECKS]
+
+
+if __name__ == "__main__":
+    sys.exit(report(check() for check in CHECKS))

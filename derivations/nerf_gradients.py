@@ -1,0 +1,398 @@
+"""The gradient of NeRF's volume rendering sum, proved for every sample i and every N <= 8.
+
+Mildenhall et al. (2020), eq. 3: a ray with N samples renders the colour
+
+    C_hat = sum_i T_i alpha_i c_i,  alpha_i = 1 - exp(-sigma_i delta_i),
+    T_i = exp(-sum_{j<i} sigma_j delta_j),
+
+with c_i a 3-vector (RGB). This script builds C_hat and the loss L = ||C_hat - C||^2 as explicit
+SymPy expressions of the 2N + 3N + 3 symbols sigma_j, delta_j, c_j, C for N = 1, ..., 8,
+differentiates them with SymPy, and compares the result with each formula of the chapter
+"Neural radiance fields: theory" (equations nerf-opacity and nerf-dalpha to nerf-dC-compact).
+
+Each formula is written once, in the book's notation, for a general sample i and ray length N
+(indexed symbols, a Sum over k). A check substitutes concrete N and i, expands the sum, maps
+alpha_k, T_k, w_k, c_k to the ray's expressions and proves that the difference is 0. Writing
+u_j = exp(-sigma_j delta_j) turns every quantity into a polynomial in u, delta, c and C, so the
+final comparison is exact polynomial arithmetic.
+
+Run alone: python derivations/nerf_gradients.py   (exit status 1 if an identity fails)
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import sympy as sp
+from _check import Check, product, report, statement, vanishes
+
+N_MAX = 8  # the number of samples on a ray ranges over 1, ..., N_MAX
+
+# ---------------------------------------------------------------------------------------------
+# The book's notation: one formula for every N and i
+# ---------------------------------------------------------------------------------------------
+
+i, k = sp.symbols("i k", integer=True, positive=True)
+N = sp.Symbol("N", integer=True, positive=True)
+sigma = sp.IndexedBase(r"\sigma")
+delta = sp.IndexedBase(r"\delta")
+alpha = sp.IndexedBase(r"\alpha")
+T = sp.IndexedBase("T")
+w = sp.IndexedBase("w")  # the weights w_k = T_k alpha_k
+c = sp.IndexedBase(r"\mathbf{c}")  # colours: each c_k is a 3-vector
+c_common = sp.Symbol(r"\mathbf{c}")  # one colour shared by every sample
+e = sp.Symbol(r"\mathbf{e}")  # the ray's error C_hat - C, a 3-vector
+e_T = sp.Symbol(r"\mathbf{e}^{\top}")  # the same error, as the row vector of a dot product
+
+
+def behind(term: sp.Expr) -> sp.Expr:
+    """sum_{k=i+1}^{N} term: what the samples behind sample i contribute."""
+    return sp.Sum(term, (k, i + 1, N))
+
+
+# Lemma nerf-lemma-alpha, eq. nerf-dalpha: d alpha_i / d sigma_i.
+DALPHA = product(delta[i], 1 - alpha[i])
+# Lemma nerf-lemma-T, eq. nerf-dT: d T_k / d sigma_i for k = 1, ..., N + 1.
+DT = sp.Piecewise((product(-delta[i], T[k]), k > i), (0, True))
+# Theorem nerf-thm-dc, eq. nerf-dc: d C_hat / d c_i (a multiple of I_3) and d L / d c_i.
+DC_DC = product(T[i], alpha[i])
+DL_DC = product(2, T[i], alpha[i], e)
+# Theorem nerf-thm-dsigma, eqs. nerf-dC-dsigma and nerf-dsigma.
+DC_DSIGMA = product(T[i], delta[i], 1 - alpha[i], c[i]) - product(
+    delta[i], behind(product(T[k], alpha[k], c[k]))
+)
+DL_DSIGMA = product(2, e_T, DC_DSIGMA)
+# Corollary nerf-cor-compact, eq. nerf-dC-compact.
+DC_DSIGMA_COMPACT = product(delta[i], product(T[i + 1], c[i]) - behind(product(w[k], c[k])))
+DL_DSIGMA_COMPACT = product(2, e_T, DC_DSIGMA_COMPACT)
+# Proposition nerf-prop-weights: the transmittance recursion and eq. nerf-opacity.
+T_NEXT = product(T[i], 1 - alpha[i])
+OPACITY = 1 - T[N + 1]
+# The sanity check after the corollary: every sample with the same colour c.
+DC_DSIGMA_SAME_COLOUR = product(delta[i], T[N + 1], c_common)
+
+
+# ---------------------------------------------------------------------------------------------
+# One concrete ray
+# ---------------------------------------------------------------------------------------------
+
+
+class Ray:
+    """A ray of n samples; every quantity is an explicit expression of sigma_j, delta_j, c_j, C.
+
+    Dictionaries are indexed from 1 as in the text: alpha[1..n], T[1..n+1], w[1..n].
+    """
+
+    def __init__(self, n: int):
+        self.n = n
+        samples = range(1, n + 1)
+        self.sigma = {j: sp.Symbol(f"sigma_{j}", positive=True) for j in samples}
+        self.delta = {j: sp.Symbol(f"delta_{j}", positive=True) for j in samples}
+        self.c = {j: sp.Matrix(sp.symbols(f"c_{j}_r c_{j}_g c_{j}_b", real=True)) for j in samples}
+        self.C = sp.Matrix(sp.symbols("C_r C_g C_b", real=True))  # the ground-truth pixel
+        self.alpha = {j: 1 - sp.exp(-self.sigma[j] * self.delta[j]) for j in samples}
+        self.T = {
+            j: sp.exp(-sp.Add(*(self.sigma[m] * self.delta[m] for m in range(1, j))))
+            for j in range(1, n + 2)
+        }
+        self.w = {j: self.T[j] * self.alpha[j] for j in samples}
+        self.C_hat = sp.Matrix.zeros(3, 1)
+        for j in samples:
+            self.C_hat += self.w[j] * self.c[j]
+        self.e = self.C_hat - self.C
+        self.loss = self.e.dot(self.e)
+        # u_j = exp(-sigma_j delta_j): every quantity above is a polynomial in u, delta, c, C.
+        self.u = {sp.exp(-self.sigma[j] * self.delta[j]): sp.Symbol(f"u_{j}") for j in samples}
+
+    def polynomial(self, expr: sp.Basic) -> sp.Basic:
+        """Rewrite exp(-sum_j sigma_j delta_j) as prod_j u_j, so that expr is a polynomial."""
+        split = expr.replace(
+            lambda a: isinstance(a, sp.exp),
+            lambda a: sp.Mul(*(sp.exp(term) for term in sp.Add.make_args(a.args[0]))),
+        )
+        return split.xreplace(self.u)
+
+    def instantiate(self, claim: sp.Expr, channel: int | None = None, **indices: int) -> sp.Expr:
+        """The claim for this ray: N and the named indices made concrete, the Sum expanded,
+        and each indexed symbol replaced by this ray's expression (colours: one channel)."""
+        values = {N: self.n} | {
+            sp.Symbol(name, integer=True, positive=True): value for name, value in indices.items()
+        }
+        expr = sp.sympify(claim).subs(values).doit()
+        per_sample = {sigma: self.sigma, delta: self.delta, alpha: self.alpha, T: self.T, w: self.w}
+        replacements = {}
+        for atom in expr.atoms(sp.Indexed):
+            j = int(atom.indices[0])
+            if atom.base == c:
+                replacements[atom] = self._channel(self.c[j], channel)
+            else:
+                replacements[atom] = per_sample[atom.base][j]
+        if expr.has(c_common):
+            replacements[c_common] = self._channel(self.c[1], channel)
+        for error in (e, e_T):
+            if expr.has(error):
+                replacements[error] = self._channel(self.e, channel)
+        return expr.xreplace(replacements)
+
+    @staticmethod
+    def _channel(vector: sp.Matrix, channel: int | None) -> sp.Expr:
+        if channel is None:
+            raise ValueError("this claim involves colours: instantiate it one channel at a time")
+        return vector[channel]
+
+    def vector(self, claim: sp.Expr, **indices: int) -> sp.Matrix:
+        """A colour-valued claim as a 3-vector, one channel per entry."""
+        return sp.Matrix([self.instantiate(claim, channel, **indices) for channel in range(3)])
+
+    def dot(self, claim: sp.Expr, **indices: int) -> sp.Expr:
+        """A claim of the form e^T (...): the sum over channels of its per-channel terms."""
+        return sp.Add(*(self.instantiate(claim, channel, **indices) for channel in range(3)))
+
+
+@functools.cache
+def ray(n: int) -> Ray:
+    return Ray(n)
+
+
+@functools.cache
+def dC_hat_dsigma(n: int, j: int) -> sp.Matrix:
+    """d C_hat / d sigma_j by SymPy, as a polynomial in u, delta, c."""
+    r = ray(n)
+    return r.polynomial(r.C_hat.diff(r.sigma[j]))
+
+
+@functools.cache
+def dloss_dsigma(n: int, j: int) -> sp.Expr:
+    """d L / d sigma_j by SymPy, as a polynomial in u, delta, c, C."""
+    r = ray(n)
+    return r.polynomial(r.loss.diff(r.sigma[j]))
+
+
+def every_sample(n_max: int):
+    """All (N, i) with 1 <= i <= N <= n_max."""
+    return [(n, j) for n in range(1, n_max + 1) for j in range(1, n + 1)]
+
+
+SCOPE = r"1 \le i \le N \le {n}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks
+# ---------------------------------------------------------------------------------------------
+
+
+def check_dalpha(claim: sp.Expr = DALPHA, n_max: int = N_MAX) -> Check:
+    """Lemma nerf-lemma-alpha: d alpha_i / d sigma_i = delta_i (1 - alpha_i)."""
+    cases = every_sample(n_max)
+    passed = all(
+        vanishes(ray(n).alpha[j].diff(ray(n).sigma[j]) - ray(n).instantiate(claim, i=j))
+        for n, j in cases
+    )
+    lhs = r"\frac{\partial \alpha_i}{\partial \sigma_i}"
+    return Check(
+        "derivative of an opacity", statement(lhs, claim), passed, len(cases), SCOPE.format(n=n_max)
+    )
+
+
+def check_dT(claim: sp.Expr = DT, n_max: int = N_MAX) -> Check:
+    """Lemma nerf-lemma-T: d T_k / d sigma_i = -delta_i T_k for k > i, 0 for k <= i."""
+    cases = [(n, j, m) for n, j in every_sample(n_max) for m in range(1, n + 2)]
+    passed = all(
+        vanishes(ray(n).T[m].diff(ray(n).sigma[j]) - ray(n).instantiate(claim, i=j, k=m))
+        for n, j, m in cases
+    )
+    lhs = r"\frac{\partial T_k}{\partial \sigma_i}"
+    return Check(
+        "derivative of a transmittance",
+        statement(lhs, claim),
+        passed,
+        len(cases),
+        SCOPE.format(n=n_max) + r",\ 1 \le k \le N + 1",
+    )
+
+
+def check_dC_dc(claim: sp.Expr = DC_DC, n_max: int = N_MAX) -> Check:
+    """Theorem nerf-thm-dc: d C_hat / d c_i = T_i alpha_i I_3 (a 3 x 3 Jacobian)."""
+    cases = every_sample(n_max)
+    passed = all(
+        vanishes(ray(n).C_hat.jacobian(ray(n).c[j]) - ray(n).instantiate(claim, i=j) * sp.eye(3))
+        for n, j in cases
+    )
+    lhs = r"\frac{\partial \hat{\mathbf{C}}}{\partial \mathbf{c}_i}"
+    return Check(
+        "colour gradient of the rendered colour",
+        statement(lhs, claim, r"\, I_3"),
+        passed,
+        len(cases),
+        SCOPE.format(n=n_max),
+    )
+
+
+def check_dL_dc(claim: sp.Expr = DL_DC, n_max: int = N_MAX) -> Check:
+    """Theorem nerf-thm-dc: d L / d c_i = 2 T_i alpha_i e, with e = C_hat - C."""
+    cases = every_sample(n_max)
+    passed = all(
+        vanishes(
+            ray(n).polynomial(
+                sp.Matrix([ray(n).loss]).jacobian(ray(n).c[j]).T - ray(n).vector(claim, i=j)
+            )
+        )
+        for n, j in cases
+    )
+    lhs = r"\frac{\partial \mathcal{L}}{\partial \mathbf{c}_i}"
+    return Check(
+        "colour gradient of the loss",
+        statement(lhs, claim),
+        passed,
+        len(cases),
+        SCOPE.format(n=n_max),
+    )
+
+
+def check_dC_dsigma(claim: sp.Expr = DC_DSIGMA, n_max: int = N_MAX) -> Check:
+    """Theorem nerf-thm-dsigma, eq. nerf-dC-dsigma."""
+    cases = every_sample(n_max)
+    passed = all(
+        vanishes(dC_hat_dsigma(n, j) - ray(n).polynomial(ray(n).vector(claim, i=j)))
+        for n, j in cases
+    )
+    lhs = r"\frac{\partial \hat{\mathbf{C}}}{\partial \sigma_i}"
+    return Check(
+        "density gradient of the rendered colour",
+        statement(lhs, claim),
+        passed,
+        len(cases),
+        SCOPE.format(n=n_max),
+    )
+
+
+def check_dL_dsigma(claim: sp.Expr = DL_DSIGMA, n_max: int = N_MAX) -> Check:
+    """Theorem nerf-thm-dsigma, eq. nerf-dsigma: the chain rule through L = ||C_hat - C||^2."""
+    cases = every_sample(n_max)
+    passed = all(
+        vanishes(dloss_dsigma(n, j) - ray(n).polynomial(ray(n).dot(claim, i=j))) for n, j in cases
+    )
+    lhs = r"\frac{\partial \mathcal{L}}{\partial \sigma_i}"
+    return Check(
+        "density gradient of the loss",
+        statement(lhs, claim),
+        passed,
+        len(cases),
+        SCOPE.format(n=n_max),
+    )
+
+
+def check_dC_dsigma_compact(claim: sp.Expr = DC_DSIGMA_COMPACT, n_max: int = N_MAX) -> Check:
+    """Corollary nerf-cor-compact, eq. nerf-dC-compact (rendered colour)."""
+    cases = every_sample(n_max)
+    passed = all(
+        vanishes(dC_hat_dsigma(n, j) - ray(n).polynomial(ray(n).vector(claim, i=j)))
+        for n, j in cases
+    )
+    lhs = r"\frac{\partial \hat{\mathbf{C}}}{\partial \sigma_i}"
+    return Check(
+        "compact density gradient of the rendered colour",
+        statement(lhs, claim),
+        passed,
+        len(cases),
+        SCOPE.format(n=n_max),
+    )
+
+
+def check_dL_dsigma_compact(claim: sp.Expr = DL_DSIGMA_COMPACT, n_max: int = N_MAX) -> Check:
+    """Corollary nerf-cor-compact, eq. nerf-dC-compact (loss)."""
+    cases = every_sample(n_max)
+    passed = all(
+        vanishes(dloss_dsigma(n, j) - ray(n).polynomial(ray(n).dot(claim, i=j))) for n, j in cases
+    )
+    lhs = r"\frac{\partial \mathcal{L}}{\partial \sigma_i}"
+    return Check(
+        "compact density gradient of the loss",
+        statement(lhs, claim),
+        passed,
+        len(cases),
+        SCOPE.format(n=n_max),
+    )
+
+
+def check_transmittance_recursion(claim: sp.Expr = T_NEXT, n_max: int = N_MAX) -> Check:
+    """Proof of nerf-prop-weights: T_{i+1} = T_i (1 - alpha_i)."""
+    cases = every_sample(n_max)
+    passed = all(
+        vanishes(ray(n).polynomial(ray(n).T[j + 1] - ray(n).instantiate(claim, i=j)))
+        for n, j in cases
+    )
+    return Check(
+        "transmittance recursion",
+        statement("T_{i+1}", claim),
+        passed,
+        len(cases),
+        SCOPE.format(n=n_max),
+    )
+
+
+def check_opacity(claim: sp.Expr = OPACITY, n_max: int = N_MAX) -> Check:
+    """Proposition nerf-prop-weights, eq. nerf-opacity: sum_i w_i = 1 - T_{N+1}."""
+    cases = range(1, n_max + 1)
+    passed = all(
+        vanishes(ray(n).polynomial(sp.Add(*ray(n).w.values()) - ray(n).instantiate(claim)))
+        for n in cases
+    )
+    lhs = r"\sum_{i=1}^{N} T_i \alpha_i"
+    return Check(
+        "weights sum to the opacity",
+        statement(lhs, claim),
+        passed,
+        len(cases),
+        rf"1 \le N \le {n_max}",
+    )
+
+
+def check_same_colour(claim: sp.Expr = DC_DSIGMA_SAME_COLOUR, n_max: int = N_MAX) -> Check:
+    """The remark after nerf-cor-compact: if every c_k = c, dC_hat/dsigma_i = delta_i T_{N+1} c."""
+    cases = every_sample(n_max)
+
+    def same_colour_gradient(n: int, j: int) -> sp.Matrix:
+        r = ray(n)
+        one_colour = {r.c[m][ch]: r.c[1][ch] for m in r.c for ch in range(3)}
+        return r.polynomial(r.C_hat.xreplace(one_colour).diff(r.sigma[j]))
+
+    passed = all(
+        vanishes(same_colour_gradient(n, j) - ray(n).polynomial(ray(n).vector(claim, i=j)))
+        for n, j in cases
+    )
+    lhs = (
+        r"\left.\frac{\partial \hat{\mathbf{C}}}{\partial \sigma_i}\right|"
+        r"_{\mathbf{c}_k = \mathbf{c}}"
+    )
+    return Check(
+        "density gradient when every sample has the same colour",
+        statement(lhs, claim),
+        passed,
+        len(cases),
+        SCOPE.format(n=n_max),
+    )
+
+
+CHECKS = (
+    check_dalpha,
+    check_dT,
+    check_dC_dc,
+    check_dL_dc,
+    check_dC_dsigma,
+    check_dL_dsigma,
+    check_dC_dsigma_compact,
+    check_dL_dsigma_compact,
+    check_transmittance_recursion,
+    check_opacity,
+    check_same_colour,
+)
+
+
+def run_checks() -> list[Check]:
+    return [check() for check in CHECKS]
+
+
+if __name__ == "__main__":
+    sys.exit(report(check() for check in CHECKS))
