@@ -1,0 +1,181 @@
+"""Tests of dgm.training: batching, dynamic binarization, the loop's non-finite-loss stop,
+the progress bar, and atomic checkpoints."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import dgm.training as training
+from dgm.training import (
+    NonFiniteLossError,
+    dynamic_binarize,
+    evaluate,
+    fit,
+    images_to_unit,
+    load_checkpoint,
+    minibatches,
+    save_checkpoint,
+    train_epoch,
+)
+
+
+def test_images_to_unit():
+    images = torch.tensor([[[0, 255], [51, 102]]], dtype=torch.uint8)  # (1, 2, 2)
+    x = images_to_unit(images)
+    assert x.shape == (1, 4) and x.dtype == torch.float32
+    torch.testing.assert_close(x, torch.tensor([[0.0, 1.0, 0.2, 0.4]]))
+    with pytest.raises(ValueError, match="uint8"):
+        images_to_unit(images.float())
+
+
+def test_dynamic_binarize_is_bernoulli_in_the_intensity():
+    p = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).repeat(40_000, 1)  # (N, 5)
+    g = torch.Generator().manual_seed(0)
+    b = dynamic_binarize(p, g)
+    assert set(b.unique().tolist()) <= {0.0, 1.0}
+    freq = b.mean(0)
+    se = torch.sqrt(p[0] * (1 - p[0]) / len(p))
+    assert ((freq - p[0]).abs() <= 5 * se).all()
+    # Fresh pixels at every call: two calls differ, the same seed repeats.
+    assert not torch.equal(b, dynamic_binarize(p, g))
+    assert torch.equal(b, dynamic_binarize(p, torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, math.nan])
+def test_dynamic_binarize_rejects_non_intensities(value):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        dynamic_binarize(torch.tensor([0.5, value]))
+
+
+def test_minibatches_cover_every_index_once():
+    batches = list(minibatches(103, 10, torch.Generator().manual_seed(1)))
+    assert [len(b) for b in batches] == [10] * 10 + [3]
+    assert torch.equal(torch.cat(batches).sort().values, torch.arange(103))
+    assert not torch.equal(torch.cat(batches), torch.arange(103))  # shuffled
+    assert torch.equal(torch.cat(list(minibatches(7, 3, shuffle=False))), torch.arange(7))
+    with pytest.raises(ValueError, match="batch_size"):
+        list(minibatches(10, 0))
+
+
+def regression_problem(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.3  # (n,)
+    data = torch.cat([x, y[:, None]], dim=1)  # (n, 4): inputs then target
+    torch.manual_seed(seed)
+    return nn.Linear(3, 1), data
+
+
+def mse(model, batch):
+    return ((model(batch[:, :3]).squeeze(-1) - batch[:, 3]) ** 2).mean()
+
+
+def test_fit_lowers_the_loss_and_records_history():
+    model, data = regression_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = evaluate(model, mse, data)
+    history = fit(
+        model, optimizer, mse, data, epochs=3, batch_size=32,
+        generator=torch.Generator().manual_seed(0),
+        evaluate_fn=lambda m: evaluate(m, mse, data), progress=False,
+    )
+    assert len(history.train_loss) == len(history.eval_loss) == len(history.seconds) == 3
+    assert history.eval_loss[-1] < 1e-2 * before
+    assert history.seconds == sorted(history.seconds)
+
+
+def test_a_non_finite_loss_stops_training_with_a_clear_error():
+    model, data = regression_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    calls = []
+
+    def loss_that_explodes(m, batch):
+        calls.append(1)
+        loss = mse(m, batch)
+        return loss * math.nan if len(calls) == 3 else loss
+
+    with pytest.raises(NonFiniteLossError, match=r"nan at .*step 2 of 8.*learning rate"):
+        train_epoch(model, optimizer, loss_that_explodes, data, 32, progress=False)
+    # The bad step was never applied: every parameter is still finite.
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_the_progress_bar_is_shown_when_asked(capsys):
+    model, data = regression_problem(n=64)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    fit(model, optimizer, mse, data, epochs=1, batch_size=16, progress=True)
+    assert "epoch 1/1" in capsys.readouterr().err
+    fit(model, optimizer, mse, data, epochs=1, batch_size=16, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def trained_state(tmp_path, seed):
+    model, data = regression_problem(seed=seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    train_epoch(model, optimizer, mse, data, 32, progress=False)
+    return model, optimizer
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model, optimizer = trained_state(tmp_path, seed=0)
+    path = save_checkpoint(tmp_path / "ck" / "model.pt", model, optimizer, epoch=3, losses=[1.5])
+    fresh, _ = regression_problem(seed=1)
+    fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=0.01)
+    extra = load_checkpoint(path, fresh, fresh_optimizer)
+    assert extra == {"epoch": 3, "losses": [1.5]}
+    for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    saved, loaded = optimizer.state_dict()["state"], fresh_optimizer.state_dict()["state"]
+    assert all(torch.equal(saved[0][k], loaded[0][k]) for k in ("exp_avg", "exp_avg_sq"))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]  # no temporary left
+
+
+def test_an_interrupted_save_leaves_the_old_checkpoint_intact(tmp_path, monkeypatch):
+    old_model, _ = trained_state(tmp_path, seed=0)
+    path = save_checkpoint(tmp_path / "model.pt", old_model, note="old")
+    old_bytes = path.read_bytes()
+
+    def save_half_then_die(obj, f):
+        f.write(b"\x80\x02half a checkpoint")
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-write
+
+    new_model, _ = trained_state(tmp_path, seed=1)
+    monkeypatch.setattr(training.torch, "save", save_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, new_model, note="new")
+    monkeypatch.undo()
+    assert path.read_bytes() == old_bytes
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    fresh, _ = regression_problem(seed=2)
+    assert load_checkpoint(path, fresh) == {"note": "old"}
+    assert torch.equal(fresh.weight, old_model.weight)
+
+
+class NotATensor:
+    pass
+
+
+def test_loading_refuses_corrupt_missing_and_unsafe_files(tmp_path):
+    model, _ = regression_problem()
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt", model)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(corrupt, model)
+    # weights_only=True refuses to unpickle arbitrary objects.
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"model": model.state_dict(), "extra": {"obj": NotATensor()}}, unsafe)
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(unsafe, model)
+    plain = tmp_path / "plain.pt"
+    torch.save([1, 2], plain)  # a valid file, but not a checkpoint
+    with pytest.raises(ValueError, match="not a checkpoint written by save_checkpoint"):
+        load_checkpoint(plain, model)
+    no_optimizer = save_checkpoint(tmp_path / "weights.pt", model)
+    with pytest.raises(ValueError, match="no optimiser state"):
+        load_checkpoint(no_optimizer, model, torch.optim.SGD(model.parameters(), lr=0.1))
