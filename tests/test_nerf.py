@@ -96,6 +96,32 @@ def test_empty_space_is_transparent_and_an_opaque_wall_is_seen():
     torch.testing.assert_close(depth[1], t[1, 7])
 
 
+def test_the_last_interval_ends_at_the_far_bound():
+    t = torch.tensor([[1.0, 2.0, 4.0]], dtype=FLOAT64)
+    expected = torch.tensor([[1.0, 2.0, 1.0]], dtype=FLOAT64)  # t_2 - t_1, t_3 - t_2, t_f - t_3
+    torch.testing.assert_close(deltas(t, 5.0), expected, rtol=0, atol=0)
+
+
+def test_a_density_at_the_last_sample_only_absorbs_up_to_the_far_bound():
+    t = torch.tensor([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0]], dtype=FLOAT64)
+    far = torch.tensor([5.0, 7.0], dtype=FLOAT64)  # one far bound per ray
+    sigma_last = 0.7
+    sigma = torch.tensor([[0.0, 0.0, sigma_last]], dtype=FLOAT64).expand(2, 3)
+    rgb = torch.rand(2, 3, 3, dtype=FLOAT64, generator=torch.Generator().manual_seed(0))
+    colour, weights, depth, opacity = volume_render(sigma, rgb, t, far)
+    # By hand: alpha_N = 1 - exp(-sigma_N (t_f - t_N)), with t_N = 4 and t_f = 5 or 7.
+    alpha_last = torch.tensor(
+        [1 - math.exp(-sigma_last * (5.0 - 4.0)), 1 - math.exp(-sigma_last * (7.0 - 4.0))],
+        dtype=FLOAT64,
+    )
+    torch.testing.assert_close(opacity, alpha_last, rtol=0, atol=1e-15)
+    torch.testing.assert_close(weights[:, 2], alpha_last, rtol=0, atol=1e-15)
+    assert (weights[:, :2] == 0).all()
+    torch.testing.assert_close(colour, alpha_last[:, None] * rgb[:, 2], rtol=0, atol=1e-15)
+    torch.testing.assert_close(depth, alpha_last * 4.0 + (1 - alpha_last) * far, rtol=0,
+                               atol=1e-14)
+
+
 def test_transmittance_is_a_product_of_survival_probabilities():
     sigma, _, t, far, _ = random_rays(8, 10, seed=2)
     delta = deltas(t, far)

@@ -123,9 +123,10 @@ def get_rays(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Origins and unit directions of the rays through the centres of an image's pixels.
 
-    Pixel (u, v) (column, row; v grows downwards) has the camera-frame direction
-    ((u - c_x) / f_x, -(v - c_y) / f_y, -1); the rotation part of ``c2w`` takes it to the world,
-    and its translation is the camera centre o. Returns two (H, W, 3) tensors.
+    Pixel (u, v) (integer column and row from 0; v grows downwards) has its centre at
+    (u + 1/2, v + 1/2) and the camera-frame direction
+    ((u + 1/2 - c_x) / f_x, -(v + 1/2 - c_y) / f_y, -1); the rotation part of ``c2w`` takes it to
+    the world, and its translation is the camera centre o. Returns two (H, W, 3) tensors.
     """
     if tuple(K.shape) != (3, 3) or tuple(c2w.shape[-2:]) not in {(3, 4), (4, 4)}:
         raise ValueError(
@@ -136,7 +137,7 @@ def get_rays(
     v, u = torch.meshgrid(
         torch.arange(height, dtype=dtype) + 0.5, torch.arange(width, dtype=dtype) + 0.5,
         indexing="ij",
-    )  # (H, W) pixel centres
+    )  # (H, W) each: the pixel centres u + 1/2, v + 1/2
     x_cam, y_cam = (u - cx) / fx, -(v - cy) / fy  # (H, W) each; image rows grow downwards
     dirs_cam = torch.stack([x_cam, y_cam, -torch.ones_like(u)], dim=-1)  # (H, W, 3)
     directions = F.normalize(dirs_cam @ c2w[:3, :3].T, dim=-1)  # (H, W, 3)
@@ -211,6 +212,9 @@ def volume_render(
     sigma: torch.Tensor, rgb: torch.Tensor, t: torch.Tensor, far: float | torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render a batch of rays from densities sigma (R, N), colours rgb (R, N, 3), depths t (R, N).
+
+    ``far`` is the far bound t_f, a number or one per ray (R,). It is required because the depths
+    do not determine the last interval, delta_N = t_f - t_N.
 
     Returns the colour C_hat = sum_i w_i c_i (R, 3), the weights w_i = T_i alpha_i (R, N), the
     expected depth sum_i w_i t_i + T_{N+1} t_f (R,) (a ray that passes every sample counts as
