@@ -277,12 +277,36 @@ def test_train_vae_is_deterministic_and_learns():
     again, history_again = train_vae(analytic_kl_loss, train_x, test_x, config, progress=False)
     assert history.eval_loss == history_again.eval_loss
     assert history.eval_loss[-1] < history.eval_loss[0]
-    # The two estimators start from the same weights: only the loss differs.
-    short = VAEConfig(hidden=(32,), z_dim=2, epochs=1, batch_size=512, lr=0.0, seed=5)
-    a, _ = train_vae(analytic_kl_loss, train_x, test_x, short, progress=False)
-    b, _ = train_vae(sgvb_loss, train_x, test_x, short, progress=False)
+    assert history.train_loss == history_again.train_loss
+
+
+def recording(loss_fn, seen):
+    """``loss_fn`` that logs each binarized batch and the state of the RNG that draws its noise."""
+
+    def loss(model, x, generator=None):
+        rng = torch.get_rng_state() if x.device.type == "cpu" else torch.cuda.get_rng_state()
+        seen.append((x.clone(), rng))
+        return loss_fn(model, x, generator)
+
+    return loss
+
+
+def test_the_two_estimators_see_the_same_weights_batches_and_noise():
+    train_x = prototype_data(256, seed=1)
+    test_x = torch.bernoulli(prototype_data(64, seed=2), generator=torch.Generator().manual_seed(3))
+    # lr = 0: the weights stay at their initial values, which must be the same for both.
+    config = VAEConfig(hidden=(32,), z_dim=2, epochs=2, batch_size=64, lr=0.0, seed=5)
+    seen = {"analytic": [], "sgvb": []}
+    a, _ = train_vae(recording(analytic_kl_loss, seen["analytic"]), train_x, test_x, config,
+                     progress=False)
+    b, _ = train_vae(recording(sgvb_loss, seen["sgvb"]), train_x, test_x, config, progress=False)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
+    # Every step sees the same binarized batch, and eps is drawn from the same RNG state.
+    assert len(seen["analytic"]) == len(seen["sgvb"]) == 2 * 4
+    for (x_a, rng_a), (x_b, rng_b) in zip(seen["analytic"], seen["sgvb"], strict=True):
+        assert torch.equal(x_a, x_b) and torch.equal(rng_a, rng_b)
+    assert not torch.equal(seen["sgvb"][0][0], seen["sgvb"][4][0])  # epochs reshuffle, rebinarize
 
 
 def test_tile_lays_images_out_row_by_row():
@@ -304,10 +328,14 @@ def test_tile_lays_images_out_row_by_row():
         (lambda: log_normal_pdf(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2, 3)), "shape"),
         (lambda: gaussian_kl(torch.zeros(2, 3), torch.zeros(3, 2)), "shapes must match"),
         (lambda: reparameterize(torch.zeros(2, 3), torch.zeros(2)), "shapes must match"),
-        (lambda: log_normal_pdf(torch.tensor([math.nan]), torch.zeros(1), torch.zeros(1)), "x"),
-        (lambda: log_normal_pdf(torch.zeros(1), torch.zeros(1), torch.tensor([-math.inf])), "logv"),
-        (lambda: gaussian_kl(torch.tensor([math.nan]), torch.zeros(1)), "mu"),
-        (lambda: reparameterize(torch.zeros(1), torch.tensor([math.nan])), "logvar"),
+        (lambda: log_normal_pdf(torch.tensor([math.nan]), torch.zeros(1), torch.zeros(1)),
+         "^x contains 1 non-finite"),
+        (lambda: log_normal_pdf(torch.zeros(1), torch.zeros(1), torch.tensor([-math.inf])),
+         "^logvar contains 1 non-finite"),
+        (lambda: gaussian_kl(torch.tensor([math.nan]), torch.zeros(1)),
+         "^mu contains 1 non-finite"),
+        (lambda: reparameterize(torch.zeros(1), torch.tensor([math.nan])),
+         "^logvar contains 1 non-finite"),
         (lambda: small_model().encode(torch.zeros(4, 11, dtype=FLOAT64)), "shape"),
         (lambda: small_model().encode(torch.zeros(12, dtype=FLOAT64)), "shape"),
         (lambda: small_model().encode(torch.full((2, 12), 255.0, dtype=FLOAT64)), r"\[0, 1\]"),
@@ -315,8 +343,8 @@ def test_tile_lays_images_out_row_by_row():
         (lambda: small_model().decode(torch.zeros(2, 4, dtype=FLOAT64)), "dimension 3"),
         (lambda: sgvb_loss(small_model(), torch.zeros(2, 5, dtype=FLOAT64)), "shape"),
         (lambda: analytic_kl_loss(small_model(), torch.zeros(2, 5, dtype=FLOAT64)), "shape"),
-        (lambda: iwae_bound(small_model(), binary_batch(), 0), "k"),
-        (lambda: iwae_bound(small_model(), binary_batch(), 2.5), "k"),
+        (lambda: iwae_bound(small_model(), binary_batch(), 0), r"integer >= 1, got 0$"),
+        (lambda: iwae_bound(small_model(), binary_batch(), 2.5), r"integer >= 1, got 2\.5$"),
         (lambda: VAE(hidden=(0,)), "positive"),
         (lambda: log_normal_pdf([0.0], torch.zeros(1), torch.zeros(1)), "torch.Tensor"),
     ],
