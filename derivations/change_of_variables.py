@@ -7,13 +7,18 @@ Chen et al. (2018), theorem 1: if dz/dt = f(z, t), the density p_t of z(t) satis
 equivalently the continuity equation d_t p + div(p f) = 0. The chapter "The instantaneous change
 of variables" proves it three ways; this script checks the steps that are pure algebra:
 
-* the expansion det(I + eps A) = 1 + eps tr A + O(eps^2) (eq. cov-det-expansion) and Jacobi's
-  formula d/dt det M = det M tr(M^-1 dM/dt), for symbolic 2 x 2 and 3 x 3 matrices;
+* eq. cov-det-expansion twice, for symbolic 2 x 2 and 3 x 3 matrices: det(I + B) - 1 - tr B has
+  no monomial of degree below 2 in the entries of B (so |R(B)| <= C_d |B|^2 for |B| <= 1), and
+  its epsilon-form det(I + eps A) = 1 + eps tr A + O(eps^2);
+* Jacobi's formula d/dt det M = det M tr(M^-1 dM/dt), and, for M solving the variational
+  equation dM/dt = J M (eq. cov-variational) with J(t) any matrix of functions of t, that
+  d/dt log det M = tr J (eq. cov-jacobi) and Liouville's formula det M(t) = exp(int_0^t tr J ds)
+  (eq. cov-liouville), for 2 x 2 and 3 x 3 matrices;
 * the linear flow dz/dt = A z with a general symbolic 2 x 2 matrix A and a general density p_0.
   Its flow map M(t) = exp(tA) is used only through what defines it, dM/dt = A M and M(0) = I:
   entries m_jk(t) are unknown functions and every derivative dm_jk/dt is replaced by (A M)_jk.
-  Checked: Liouville's formula det exp(tA) = exp(t tr A); that the pushed-forward density
-  p_t(x) = p_0(M^-1 x) / det M solves the continuity equation (eq. cov-continuity); and that
+  Checked: that the pushed-forward density p_t(x) = p_0(M^-1 x) / det M (eq.
+  cov-flow-map-density) solves the continuity equation (eq. cov-continuity); and that
   log p_t changes at the rate -tr A along every trajectory (eq. cov-icov);
 * the one-dimensional affine flow dz/dt = a z + b(t), which carries a Gaussian N(m_0, v_0) to a
   Gaussian whose mean and variance are known in closed form: the same two facts, and that this
@@ -35,6 +40,7 @@ from _check import (
     report,
     same_positive,
     statement,
+    terms,
     vanishes,
 )
 
@@ -47,17 +53,21 @@ epsilon = sp.Symbol("varepsilon", real=True)
 # The book's notation for square matrices of any size n; a check makes n and the entries concrete.
 n = sp.Symbol("n", integer=True, positive=True)
 A = sp.MatrixSymbol("A", n, n)
+B = sp.MatrixSymbol("B", n, n)
+J = sp.MatrixSymbol("J", n, n)  # J(z(s), s) = df/dz along a trajectory: a matrix function of s
 M = sp.MatrixSymbol("M", n, n)
 M_dot = sp.MatrixSymbol(r"\dot{M}", n, n)
 x_vec = sp.MatrixSymbol("x", n, 1)
 p_0 = sp.Function("p_0")
 
-# Eq. cov-det-expansion.
+# Eq. cov-det-expansion: det(I + B) = DET_FIRST_ORDER + R(B), R of degree >= 2 in the entries.
+DET_FIRST_ORDER = terms(1, sp.Trace(B))
+# The same with B = eps A, as a series in eps.
 DET_EXPANSION = 1 + epsilon * sp.Trace(A) + sp.O(epsilon**2)
 # Jacobi's formula (remark cov-remark-jacobi).
 JACOBI = product(sp.Determinant(M), sp.Trace(sp.Inverse(M) * M_dot))
-# Liouville's formula: the determinant of the flow map exp(tA).
-LIOUVILLE = sp.exp(t * sp.Trace(A))
+# Eq. cov-jacobi: d/dt log det M for dM/dt = J M.
+LOG_DET_RATE = sp.Trace(J)
 # Eq. cov-flow-map-density for the linear flow: p_t(x) = p_0(M(t)^-1 x) / det M(t).
 LINEAR_DENSITY = p_0(sp.Inverse(M) * x_vec) / sp.Determinant(M)
 # Eq. cov-icov for the linear flow: the rate of change of log p_t along a trajectory.
@@ -75,6 +85,9 @@ AFFINE_MEAN = product(sp.exp(a * t), m_0 + sp.Integral(sp.exp(-a * s) * b(s), (s
 AFFINE_VARIANCE = product(v_0, sp.exp(2 * a * t))
 AFFINE_RATE = -a
 
+# Eq. cov-liouville: det M(t) for dM/dt = J(t) M, M(0) = I (J is evaluated at s under the integral).
+LIOUVILLE = sp.exp(sp.Integral(sp.Trace(J), (s, 0, t)))
+
 
 # ---------------------------------------------------------------------------------------------
 # Concrete matrices
@@ -88,23 +101,48 @@ def symbolic_matrix(name: str, size: int) -> sp.ImmutableMatrix:
     )
 
 
-def function_matrix(name: str, size: int) -> sp.ImmutableMatrix:
-    """A size x size matrix of unknown functions name_jk(t)."""
-    return sp.ImmutableMatrix(size, size, lambda j, k: sp.Function(f"{name}_{j + 1}{k + 1}")(t))
+def function_matrix(name: str, size: int, argument: sp.Symbol = t) -> sp.ImmutableMatrix:
+    """A size x size matrix of unknown functions name_jk(argument), by default of t."""
+    return sp.ImmutableMatrix(
+        size, size, lambda j, k: sp.Function(f"{name}_{j + 1}{k + 1}")(argument)
+    )
 
 
 def instantiate(claim: sp.Expr, size: int, **matrices: sp.ImmutableMatrix) -> sp.Expr:
-    """The claim with n = size and each named matrix symbol replaced by a concrete matrix.
+    """The claim with n = size and each named matrix symbol in it replaced by a concrete matrix.
 
     A density p_0 applied to a vector becomes p_0 applied to the vector's entries.
     """
     sized = sp.sympify(claim).subs(n, size)
     names = {symbol.name: symbol for symbol in sized.atoms(sp.MatrixSymbol)}
-    expr = sized.xreplace({names[name]: value for name, value in matrices.items()}).doit()
+    replacements = {names[name]: value for name, value in matrices.items() if name in names}
+    expr = sized.xreplace(replacements).doit()
     return expr.replace(
         lambda e: isinstance(e, sp.core.function.AppliedUndef) and e.func == p_0,
         lambda e: p_0(*e.args[0]),
     )
+
+
+class VariationalEquation:
+    """dM/dt = J(t) M (eq. cov-variational) with J(t) a matrix of unknown functions j_jk(t).
+
+    J stands for the Jacobian df/dz along one trajectory, so the check covers every field f.
+    M(t) is known only through this equation: its entries m_jk(t) are unknown functions, and
+    every derivative dm_jk/dt is replaced by (J M)_jk.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.J = function_matrix("j", size)
+        self.M = function_matrix("m", size)
+        JM = self.J * self.M
+        self.derivatives = {
+            self.M[j, k].diff(t): JM[j, k] for j in range(size) for k in range(size)
+        }
+
+    def d_dt(self, expr: sp.Expr) -> sp.Expr:
+        """d/dt, then dM/dt = J M."""
+        return expr.diff(t).subs(self.derivatives)
 
 
 class LinearFlow:
@@ -175,24 +213,68 @@ def check_jacobi(claim: sp.Expr = JACOBI, sizes=SIZES) -> Check:
     )
 
 
-def check_liouville(claim: sp.Expr = LIOUVILLE, sizes=SIZES) -> Check:
-    """det M(t) = claim for dM/dt = A M, M(0) = I: both sides are 1 at t = 0, and the ratio
-    det M / claim has derivative 0, so it is constant (uniqueness for the linear ODE)."""
+def check_det_remainder(claim: sp.Expr = DET_FIRST_ORDER, sizes=SIZES) -> Check:
+    """Eq. cov-det-expansion for any B: det(I + B) - claim has no monomial of degree < 2.
+
+    Every entry of B is at most |B| in size, so a polynomial in the entries whose monomials all
+    have degree 2 to n is bounded by (number of monomials, times largest coefficient) |B|^2
+    when |B| <= 1: that is the bound |R(B)| <= C_d |B|^2.
+    """
 
     def agrees(size: int) -> bool:
-        flow = LinearFlow(size)
-        value = instantiate(claim, size, A=flow.A)
-        starts_at_one = vanishes(value.subs(t, 0) - 1)
-        ratio_constant = vanishes(flow.d_dt(flow.M.det() / value))
-        return starts_at_one and ratio_constant
+        B_ = symbolic_matrix("b", size)
+        remainder = sp.expand((sp.eye(size) + B_).det() - instantiate(claim, size, B=B_))
+        if remainder == 0:
+            return True
+        if not remainder.is_polynomial(*B_):
+            return False
+        return min(sum(powers) for powers in sp.Poly(remainder, *B_).monoms()) >= 2
 
-    lhs = r"\det e^{tA}"
     return Check(
-        "Liouville's formula for the linear flow",
-        statement(lhs, claim),
+        "determinant near the identity: the remainder is of second order",
+        statement(r"\det(I + B)", claim, " + R(B)"),
         all(agrees(size) for size in sizes),
         len(sizes),
         sizes_scope(sizes),
+        details=r"\text{where every monomial of } R(B) \text{ in the entries } B_{jk}"
+        r"\text{ has degree} \ge 2",
+    )
+
+
+def check_log_det_rate(claim: sp.Expr = LOG_DET_RATE, sizes=SIZES) -> Check:
+    """Eq. cov-jacobi: d/dt log det M = tr J when dM/dt = J M, for a general J(t)."""
+
+    def agrees(size: int) -> bool:
+        flow = VariationalEquation(size)
+        rate = flow.d_dt(sp.log(flow.M.det()))
+        return vanishes(rate - instantiate(claim, size, J=flow.J))
+
+    return Check(
+        "the log-determinant of the flow map's Jacobian",
+        statement(r"\frac{d}{dt} \log \det M", claim, r" \quad\text{for}\quad \dot{M} = J M"),
+        all(agrees(size) for size in sizes),
+        len(sizes),
+        rf"{sizes_scope(sizes)},\ J(t) \text{{ general}}",
+    )
+
+
+def check_liouville(claim: sp.Expr = LIOUVILLE, sizes=SIZES) -> Check:
+    """Eq. cov-liouville: det M(t) = claim for dM/dt = J(t) M, M(0) = I. Both sides are 1 at
+    t = 0, and the ratio det M / claim has derivative 0, so it is constant (uniqueness)."""
+
+    def agrees(size: int) -> bool:
+        flow = VariationalEquation(size)
+        value = instantiate(claim, size, J=function_matrix("j", size, argument=s))
+        starts_at_one = vanishes(value.subs(t, 0).doit() - 1)
+        ratio_constant = vanishes(flow.d_dt(flow.M.det() / value))
+        return starts_at_one and ratio_constant
+
+    return Check(
+        "Liouville's formula",
+        statement(r"\det M(t)", claim, r" \quad\text{for}\quad \dot{M} = J M,\ M(0) = I"),
+        all(agrees(size) for size in sizes),
+        len(sizes),
+        rf"{sizes_scope(sizes)},\ J(t) \text{{ general}}",
     )
 
 
@@ -295,8 +377,10 @@ def check_affine_rate(claim: sp.Expr = AFFINE_RATE) -> Check:
 
 
 CHECKS = (
+    check_det_remainder,
     check_det_expansion,
     check_jacobi,
+    check_log_det_rate,
     check_liouville,
     check_linear_continuity,
     check_linear_rate,

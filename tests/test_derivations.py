@@ -260,9 +260,12 @@ def test_gaussian_kl_every_check_is_exercised_with_a_wrong_claim():
 # ---------------------------------------------------------------------------------------------
 
 cov = load("change_of_variables")
-A, M, t, eps, a = cov.A, cov.M, cov.t, cov.epsilon, cov.a
+A, B, J, M, t, eps, a = cov.A, cov.B, cov.J, cov.M, cov.t, cov.epsilon, cov.a
 
 COV_WRONG = {
+    "det remainder: the trace dropped": ("check_det_remainder", sp.Integer(1)),
+    "det remainder: twice the trace": ("check_det_remainder", 1 + 2 * sp.Trace(B)),
+    "det remainder: constant term 2": ("check_det_remainder", 2 + sp.Trace(B)),
     "det expansion: sign of the trace flipped": (
         "check_det_expansion",
         1 - eps * sp.Trace(A) + sp.O(eps**2),
@@ -272,7 +275,13 @@ COV_WRONG = {
         1 + eps * sp.Determinant(A) + sp.O(eps**2),
     ),
     "Jacobi: M^-1 dropped": ("check_jacobi", sp.Determinant(M) * sp.Trace(cov.M_dot)),
-    "Liouville: det A instead of tr A": ("check_liouville", sp.exp(t * sp.Determinant(A))),
+    "log det rate: sign flipped": ("check_log_det_rate", -sp.Trace(J)),
+    "log det rate: det J instead of tr J": ("check_log_det_rate", sp.Determinant(J)),
+    "Liouville: det J instead of tr J": (
+        "check_liouville",
+        sp.exp(sp.Integral(sp.Determinant(J), (cov.s, 0, t))),
+    ),
+    "Liouville: t tr J, J frozen at time t": ("check_liouville", sp.exp(t * sp.Trace(J))),
     "continuity: Jacobian factor the wrong way round": (
         "check_linear_continuity",
         cov.p_0(sp.Inverse(M) * cov.x_vec) * sp.Determinant(M),

@@ -174,6 +174,32 @@ def test_backward_log_density_agrees_with_forward_push():
     torch.testing.assert_close(back, log_p1, rtol=0, atol=1e-7)
 
 
+def test_swirl_field_is_the_formula_in_its_docstring():
+    """f(z, t) = omega R z / (1 + |z|^2) + beta(t) (m tanh(kappa z_1) e_1 - z), R a quarter turn."""
+    f, t = SwirlField(), 0.7
+    z = random_points(20, 2, seed=8)  # (20, 2)
+    R = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=FLOAT64)
+    target = torch.zeros_like(z)  # (20, 2)
+    target[:, 0] = f.m * torch.tanh(f.kappa * z[:, 0])
+    rotation = f.omega * (z @ R.T) / (1.0 + z.pow(2).sum(-1, keepdim=True))  # (20, 2)
+    expected = rotation + f.beta(t) * (target - z)
+    torch.testing.assert_close(f(z, t), expected, rtol=1e-14, atol=1e-14)
+
+
+def test_swirl_log_density_at_the_fixed_origin_has_a_closed_form():
+    """The origin never moves and its divergence is beta(t) (m kappa - 2), so eq. cov-icov gives
+    log p_T(0) = log p_0(0) - (m kappa - 2) int_0^T beta dt, and the density there falls."""
+    f, T = SwirlField(), 1.3
+    origin = torch.zeros(1, 2, dtype=FLOAT64)
+    assert f(origin, 0.4).abs().max() == 0.0
+    beta_integral = f.beta0 * (T + (1.0 - math.cos(2.0 * math.pi * T)) / (4.0 * math.pi))
+    exact = standard_normal_log_pdf(origin) - (f.m * f.kappa - 2.0) * beta_integral
+    with torch.no_grad():
+        log_p = log_density(f, standard_normal_log_pdf, origin, T, 130)
+    torch.testing.assert_close(log_p, exact, rtol=0, atol=1e-9)
+    assert (log_p < standard_normal_log_pdf(origin)).all()
+
+
 def test_density_on_a_grid_has_unit_mass():
     f = SwirlField()
     xs = torch.linspace(-4.0, 4.0, 81, dtype=FLOAT64)

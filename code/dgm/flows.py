@@ -314,12 +314,13 @@ class LinearField(nn.Module):
 class SwirlField(nn.Module):
     """A 2-D, time-dependent, nonlinear field: a differential rotation plus a split along z_1.
 
-        f(z, t) = omega J z / (1 + |z|^2) + beta(t) (m tanh(kappa z_1) e_1 - z),
-        J = [[0, -1], [1, 0]],   beta(t) = beta0 (1 + sin(2 pi t) / 2).
+        f(z, t) = omega R z / (1 + |z|^2) + beta(t) (m tanh(kappa z_1) e_1 - z),
+        R = [[0, -1], [1, 0]],   beta(t) = beta0 (1 + sin(2 pi t) / 2).
 
-    The rotation turns points near the origin fastest, which winds mass into spiral arms; it has
-    zero divergence. The second term pulls z_2 to 0 and, since m kappa > 1, sends z_1 to one of
-    two stable points +-z*, so the Gaussian splits in two; its divergence is
+    R is the rotation by a quarter turn (not the Jacobian J = df/dz of the text). The rotation
+    turns points near the origin fastest, which shears mass into arms; it has zero divergence.
+    The second term pulls z_2 to 0 and, since m kappa > 1, sends z_1 to one of two stable
+    points +-z*, so the Gaussian splits in two; its divergence is
     beta(t) (m kappa sech^2(kappa z_1) - 2). Both terms are Lipschitz in z, uniformly in t.
     """
 
