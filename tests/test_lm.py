@@ -17,10 +17,12 @@ from dgm.lm import (
     evaluate_nll,
     generate,
     get_batch,
+    random_windows,
     sample_next,
     top_k_filter,
     top_p_filter,
     unigram_nll,
+    windows_nll,
 )
 from dgm.text import BOS, CharTokenizer, load_corpus, paragraphs, train_val_split
 
@@ -285,6 +287,44 @@ def test_cached_logits_equal_full_logits():
         first, _ = model(idx[:, :5], cache=cache)
         steps = [model(idx[:, t : t + 1], cache=cache)[0] for t in range(5, BLOCK)]
     assert torch.allclose(torch.cat([first, *steps], dim=1), full, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_chunks_through_the_cache_equal_one_full_pass(dtype, atol):
+    """Several tokens at a time on top of a non-empty cache: the mask rows T_past..T_past+T-1.
+
+    Within a chunk, a position must still not see the later positions of the same chunk; with
+    that part of the mask all True, the chunked logits would differ from the full pass.
+    """
+    model = small_model().to(dtype)
+    idx = torch.randint(V, (2, BLOCK), generator=torch.Generator().manual_seed(7))
+    sizes = [3, 4, 2, 5, 2]  # sums to BLOCK; every chunk after the first meets a filled cache
+    assert sum(sizes) == BLOCK
+    with torch.no_grad():
+        full, _ = model(idx)
+        cache = model.new_cache()
+        pieces = [model(chunk, cache=cache)[0] for chunk in idx.split(sizes, dim=1)]
+    assert len(cache[0]) == BLOCK
+    chunked = torch.cat(pieces, dim=1)  # (2, BLOCK, V)
+    assert chunked.dtype == dtype
+    assert torch.allclose(chunked, full, rtol=0, atol=atol)
+
+
+def test_random_windows_probe():
+    """The training probe: random windows, scored target by target like evaluate_nll."""
+    data = torch.randint(V, (200,), generator=torch.Generator().manual_seed(8))
+    windows = random_windows(data, BLOCK, 50, torch.Generator().manual_seed(0))
+    assert windows.shape == (math.ceil(50 / BLOCK), BLOCK + 1)
+    again = random_windows(data, BLOCK, 50, torch.Generator().manual_seed(0))
+    assert torch.equal(windows, again)
+    stretches = data.unfold(0, BLOCK + 1, 1)  # (len - BLOCK, BLOCK + 1): every window of data
+    assert all((stretches == row).all(-1).any() for row in windows)
+    model = small_model()
+    stream = data[: 3 * BLOCK + 1]  # exactly three full windows for evaluate_nll
+    contiguous = stream[torch.arange(3)[:, None] * BLOCK + torch.arange(BLOCK + 1)]
+    assert windows_nll(model, contiguous) == pytest.approx(evaluate_nll(model, stream), 1e-6)
+    with pytest.raises(ValueError, match="longer than block_size"):
+        random_windows(data[:BLOCK], BLOCK, 10)
 
 
 def test_generate_bad_input_and_long_prompt():

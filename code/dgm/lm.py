@@ -15,8 +15,8 @@ from them one token at a time.
 What is here, in reading order:
   * :class:`GPTConfig` and :func:`causal_mask`;
   * :class:`CausalSelfAttention`, :class:`MLP`, :class:`Block` and :class:`GPT`;
-  * :func:`get_batch` (shifted input/target pairs), :func:`evaluate_nll`, the unigram and bigram
-    baselines, and :func:`train`;
+  * :func:`get_batch` (shifted input/target pairs), :func:`windows_nll`, :func:`random_windows`,
+    :func:`evaluate_nll`, the unigram and bigram baselines, and :func:`train`;
   * :func:`top_k_filter`, :func:`top_p_filter`, :func:`sample_next` and :func:`generate`, with a
     key-value cache (:class:`LayerCache`) so that each new token costs one position, not T.
 
@@ -289,6 +289,40 @@ def get_batch(
 
 
 @torch.no_grad()
+def windows_nll(model: GPT, windows: torch.Tensor, batch_size: int = 64) -> float:
+    """Mean NLL (nats per token) of windows[:, 1:] given windows[:, :-1]; windows (n, T + 1)."""
+    if windows.dim() != 2 or windows.size(0) < 1 or windows.size(1) < 2:
+        raise ValueError(f"windows must be (n, T + 1) with n, T >= 1, got {tuple(windows.shape)}")
+    was_training = model.training
+    model.eval()
+    windows = windows.to(next(model.parameters()).device)
+    total = 0.0
+    for chunk in windows.split(batch_size):
+        _, loss = model(chunk[:, :-1], chunk[:, 1:])  # inputs (b, T), targets (b, T)
+        total += loss.item() * chunk[:, 1:].numel()
+    model.train(was_training)
+    return total / windows[:, 1:].numel()
+
+
+def random_windows(
+    data: torch.Tensor, block_size: int, n_tokens: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """ceil(n_tokens / block_size) windows of block_size + 1 tokens at random starts in ``data``.
+
+    Scored by :func:`windows_nll`, they give about ``n_tokens`` targets drawn from all of
+    ``data``, not from one end of it: the training-split probe of :func:`train`.
+    """
+    if data.dim() != 1 or len(data) <= block_size:
+        raise ValueError(
+            f"data must be a 1-D id tensor longer than block_size={block_size}, "
+            f"got shape {tuple(data.shape)}"
+        )
+    n = max(1, math.ceil(n_tokens / block_size))
+    starts = torch.randint(len(data) - block_size, (n,), generator=generator)  # (n,)
+    return data[starts[:, None] + torch.arange(block_size + 1)]  # (n, T + 1)
+
+
+@torch.no_grad()
 def evaluate_nll(model: GPT, data: torch.Tensor, batch_size: int = 64) -> float:
     """Mean negative log-likelihood (nats per token) of every token of ``data`` after the first.
 
@@ -302,16 +336,11 @@ def evaluate_nll(model: GPT, data: torch.Tensor, batch_size: int = 64) -> float:
     was_training = model.training
     model.eval()
     data = data.to(next(model.parameters()).device)
-    total, count = 0.0, 0
     n_full = (len(data) - 1) // T
     starts = torch.arange(n_full, device=data.device) * T  # (n_full,)
-    offsets = torch.arange(T, device=data.device)  # (T,)
-    for chunk in starts.split(batch_size):
-        x = data[chunk[:, None] + offsets]  # (b, T)
-        y = data[chunk[:, None] + offsets + 1]  # (b, T)
-        _, loss = model(x, y)
-        total += loss.item() * y.numel()
-        count += y.numel()
+    windows = data[starts[:, None] + torch.arange(T + 1, device=data.device)]  # (n_full, T + 1)
+    count = n_full * T
+    total = windows_nll(model, windows, batch_size) * count if n_full else 0.0
     rest = len(data) - 1 - n_full * T
     if rest:
         x = data[n_full * T : n_full * T + rest][None]  # (1, rest)
@@ -333,8 +362,8 @@ def unigram_nll(train: torch.Tensor, val: torch.Tensor, V: int, alpha: float = 0
 def bigram_nll(train: torch.Tensor, val: torch.Tensor, V: int, alpha: float = 0.5) -> float:
     """NLL of val[1:] under p(x_t | x_{t-1}) counted on ``train``, add-alpha smoothed.
 
-    This is the best a model can do that sees only the previous token (up to smoothing): a
-    Transformer that beats it has learned to use more context.
+    A model that sees only the previous token, fitted by counting: a Transformer that beats it
+    on unseen text makes use of more context than one token.
     """
     pairs = train[:-1] * V + train[1:]  # (N - 1,): pair (a, b) as one index a V + b
     counts = torch.bincount(pairs, minlength=V * V).double().view(V, V) + alpha  # (V, V)
@@ -373,20 +402,23 @@ def train(
     eval_every: int = 100,
     generator: torch.Generator | None = None,
     progress: bool | None = None,
+    probe_seed: int = 0,
 ) -> LMHistory:
     """AdamW on shifted minibatches from ``train_data`` for ``steps`` steps (teacher forcing).
 
-    Every ``eval_every`` steps, and after the last, the NLL of the whole validation split and of
-    an equally long stretch of the training split is recorded (:func:`evaluate_nll`).
-    ``seconds`` counts the training steps only. ``progress=None`` shows a tqdm bar only when
-    stderr is a terminal.
+    Every ``eval_every`` steps, and after the last, the NLL of the whole validation split
+    (:func:`evaluate_nll`) and of as many targets in random windows of the training split
+    (:func:`random_windows`, drawn once with ``probe_seed``; :func:`windows_nll`) is recorded.
+    ``seconds`` counts the training steps only, not these evaluations. ``progress=None`` shows
+    a tqdm bar only when stderr is a terminal.
     """
     if steps < 1 or eval_every < 1:
         raise ValueError(f"steps and eval_every must be >= 1, got {steps} and {eval_every}")
     T = model.config.block_size
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    train_probe = train_data[: len(val_data)]
+    probe_generator = torch.Generator().manual_seed(probe_seed)
+    train_probe = random_windows(train_data, T, len(val_data) - 1, probe_generator)  # (n, T + 1)
     history = LMHistory()
     bar = tqdm(range(steps), desc="train", disable=None if progress is None else not progress)
     for step in bar:
@@ -405,7 +437,7 @@ def train(
         history.step_loss.append(loss.item())
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             history.eval_step.append(step + 1)
-            history.train_nll.append(evaluate_nll(model, train_probe))
+            history.train_nll.append(windows_nll(model, train_probe))
             history.val_nll.append(evaluate_nll(model, val_data))
             bar.set_postfix(train=f"{history.train_nll[-1]:.3f}", val=f"{history.val_nll[-1]:.3f}")
     bar.close()

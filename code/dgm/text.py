@@ -3,7 +3,8 @@
 The corpus (``lm_corpus.txt`` beside this file) is this book's own prose: the Markdown sources of
 its front page, its notation page and its chapters on NeRF, the instantaneous change of variables,
 the ELBO and the VAE, in that order, with their front matter and code cells removed and runs of
-blank lines shortened to one. It is part of the book and carries the book's licence.
+blank lines shortened to one. It is part of the book and is distributed under the book's MIT
+licence (the repository's ``LICENSE`` file).
 
 A tokenizer maps text to integer ids and back. Here each character is one token, and one extra
 token, BOS ("beginning of sequence", id 0), marks where a paragraph starts. The corpus is a run of
