@@ -221,9 +221,5 @@ CHECKS = (
 )
 
 
-def run_checks() -> list[Check]:
-    return [check() for check in CHECKS]
-
-
 if __name__ == "__main__":
     sys.exit(report(check() for check in CHECKS))

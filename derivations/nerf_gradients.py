@@ -182,16 +182,40 @@ SCOPE = r"1 \le i \le N \le {n}"
 # ---------------------------------------------------------------------------------------------
 
 
+def per_sample_check(
+    title: str, lhs: str, claim: sp.Expr, n_max: int, difference, rhs_suffix: str = ""
+) -> Check:
+    """A claim about sample i of an N-sample ray, proved for every 1 <= i <= N <= n_max.
+
+    ``difference(n, i)`` is the SymPy expression (or matrix) that must vanish for that case:
+    the quantity computed from the definitions minus the claim instantiated at sample i.
+    """
+    cases = every_sample(n_max)
+    passed = all(vanishes(difference(n, j)) for n, j in cases)
+    return Check(
+        title, statement(lhs, claim, rhs_suffix), passed, len(cases), SCOPE.format(n=n_max)
+    )
+
+
+DC_DSIGMA_LHS = r"\frac{\partial \hat{\mathbf{C}}}{\partial \sigma_i}"
+DL_DSIGMA_LHS = r"\frac{\partial \mathcal{L}}{\partial \sigma_i}"
+
+
+def dC_dsigma_difference(claim: sp.Expr):
+    """SymPy's d C_hat / d sigma_i minus the claimed vector, for per_sample_check."""
+    return lambda n, j: dC_hat_dsigma(n, j) - ray(n).polynomial(ray(n).vector(claim, i=j))
+
+
+def dL_dsigma_difference(claim: sp.Expr):
+    """SymPy's d L / d sigma_i minus the claimed scalar, for per_sample_check."""
+    return lambda n, j: dloss_dsigma(n, j) - ray(n).polynomial(ray(n).dot(claim, i=j))
+
+
 def check_dalpha(claim: sp.Expr = DALPHA, n_max: int = N_MAX) -> Check:
     """Lemma nerf-lemma-alpha: d alpha_i / d sigma_i = delta_i (1 - alpha_i)."""
-    cases = every_sample(n_max)
-    passed = all(
-        vanishes(ray(n).alpha[j].diff(ray(n).sigma[j]) - ray(n).instantiate(claim, i=j))
-        for n, j in cases
-    )
-    lhs = r"\frac{\partial \alpha_i}{\partial \sigma_i}"
-    return Check(
-        "derivative of an opacity", statement(lhs, claim), passed, len(cases), SCOPE.format(n=n_max)
+    return per_sample_check(
+        "derivative of an opacity", r"\frac{\partial \alpha_i}{\partial \sigma_i}", claim, n_max,
+        lambda n, j: ray(n).alpha[j].diff(ray(n).sigma[j]) - ray(n).instantiate(claim, i=j),
     )
 
 
@@ -214,121 +238,63 @@ def check_dT(claim: sp.Expr = DT, n_max: int = N_MAX) -> Check:
 
 def check_dC_dc(claim: sp.Expr = DC_DC, n_max: int = N_MAX) -> Check:
     """Theorem nerf-thm-dc: d C_hat / d c_i = T_i alpha_i I_3 (a 3 x 3 Jacobian)."""
-    cases = every_sample(n_max)
-    passed = all(
-        vanishes(ray(n).C_hat.jacobian(ray(n).c[j]) - ray(n).instantiate(claim, i=j) * sp.eye(3))
-        for n, j in cases
-    )
-    lhs = r"\frac{\partial \hat{\mathbf{C}}}{\partial \mathbf{c}_i}"
-    return Check(
+    return per_sample_check(
         "colour gradient of the rendered colour",
-        statement(lhs, claim, r"\, I_3"),
-        passed,
-        len(cases),
-        SCOPE.format(n=n_max),
+        r"\frac{\partial \hat{\mathbf{C}}}{\partial \mathbf{c}_i}", claim, n_max,
+        lambda n, j: (
+            ray(n).C_hat.jacobian(ray(n).c[j]) - ray(n).instantiate(claim, i=j) * sp.eye(3)
+        ),
+        rhs_suffix=r"\, I_3",
     )
 
 
 def check_dL_dc(claim: sp.Expr = DL_DC, n_max: int = N_MAX) -> Check:
     """Theorem nerf-thm-dc: d L / d c_i = 2 T_i alpha_i e, with e = C_hat - C."""
-    cases = every_sample(n_max)
-    passed = all(
-        vanishes(
-            ray(n).polynomial(
-                sp.Matrix([ray(n).loss]).jacobian(ray(n).c[j]).T - ray(n).vector(claim, i=j)
-            )
-        )
-        for n, j in cases
-    )
-    lhs = r"\frac{\partial \mathcal{L}}{\partial \mathbf{c}_i}"
-    return Check(
-        "colour gradient of the loss",
-        statement(lhs, claim),
-        passed,
-        len(cases),
-        SCOPE.format(n=n_max),
+    return per_sample_check(
+        "colour gradient of the loss", r"\frac{\partial \mathcal{L}}{\partial \mathbf{c}_i}",
+        claim, n_max,
+        lambda n, j: ray(n).polynomial(
+            sp.Matrix([ray(n).loss]).jacobian(ray(n).c[j]).T - ray(n).vector(claim, i=j)
+        ),
     )
 
 
 def check_dC_dsigma(claim: sp.Expr = DC_DSIGMA, n_max: int = N_MAX) -> Check:
     """Theorem nerf-thm-dsigma, eq. nerf-dC-dsigma."""
-    cases = every_sample(n_max)
-    passed = all(
-        vanishes(dC_hat_dsigma(n, j) - ray(n).polynomial(ray(n).vector(claim, i=j)))
-        for n, j in cases
-    )
-    lhs = r"\frac{\partial \hat{\mathbf{C}}}{\partial \sigma_i}"
-    return Check(
-        "density gradient of the rendered colour",
-        statement(lhs, claim),
-        passed,
-        len(cases),
-        SCOPE.format(n=n_max),
+    return per_sample_check(
+        "density gradient of the rendered colour", DC_DSIGMA_LHS, claim, n_max,
+        dC_dsigma_difference(claim),
     )
 
 
 def check_dL_dsigma(claim: sp.Expr = DL_DSIGMA, n_max: int = N_MAX) -> Check:
     """Theorem nerf-thm-dsigma, eq. nerf-dsigma: the chain rule through L = ||C_hat - C||^2."""
-    cases = every_sample(n_max)
-    passed = all(
-        vanishes(dloss_dsigma(n, j) - ray(n).polynomial(ray(n).dot(claim, i=j))) for n, j in cases
-    )
-    lhs = r"\frac{\partial \mathcal{L}}{\partial \sigma_i}"
-    return Check(
-        "density gradient of the loss",
-        statement(lhs, claim),
-        passed,
-        len(cases),
-        SCOPE.format(n=n_max),
+    return per_sample_check(
+        "density gradient of the loss", DL_DSIGMA_LHS, claim, n_max, dL_dsigma_difference(claim)
     )
 
 
 def check_dC_dsigma_compact(claim: sp.Expr = DC_DSIGMA_COMPACT, n_max: int = N_MAX) -> Check:
     """Corollary nerf-cor-compact, eq. nerf-dC-compact (rendered colour)."""
-    cases = every_sample(n_max)
-    passed = all(
-        vanishes(dC_hat_dsigma(n, j) - ray(n).polynomial(ray(n).vector(claim, i=j)))
-        for n, j in cases
-    )
-    lhs = r"\frac{\partial \hat{\mathbf{C}}}{\partial \sigma_i}"
-    return Check(
-        "compact density gradient of the rendered colour",
-        statement(lhs, claim),
-        passed,
-        len(cases),
-        SCOPE.format(n=n_max),
+    return per_sample_check(
+        "compact density gradient of the rendered colour", DC_DSIGMA_LHS, claim, n_max,
+        dC_dsigma_difference(claim),
     )
 
 
 def check_dL_dsigma_compact(claim: sp.Expr = DL_DSIGMA_COMPACT, n_max: int = N_MAX) -> Check:
     """Corollary nerf-cor-compact, eq. nerf-dC-compact (loss)."""
-    cases = every_sample(n_max)
-    passed = all(
-        vanishes(dloss_dsigma(n, j) - ray(n).polynomial(ray(n).dot(claim, i=j))) for n, j in cases
-    )
-    lhs = r"\frac{\partial \mathcal{L}}{\partial \sigma_i}"
-    return Check(
-        "compact density gradient of the loss",
-        statement(lhs, claim),
-        passed,
-        len(cases),
-        SCOPE.format(n=n_max),
+    return per_sample_check(
+        "compact density gradient of the loss", DL_DSIGMA_LHS, claim, n_max,
+        dL_dsigma_difference(claim),
     )
 
 
 def check_transmittance_recursion(claim: sp.Expr = T_NEXT, n_max: int = N_MAX) -> Check:
     """Proof of nerf-prop-weights: T_{i+1} = T_i (1 - alpha_i)."""
-    cases = every_sample(n_max)
-    passed = all(
-        vanishes(ray(n).polynomial(ray(n).T[j + 1] - ray(n).instantiate(claim, i=j)))
-        for n, j in cases
-    )
-    return Check(
-        "transmittance recursion",
-        statement("T_{i+1}", claim),
-        passed,
-        len(cases),
-        SCOPE.format(n=n_max),
+    return per_sample_check(
+        "transmittance recursion", "T_{i+1}", claim, n_max,
+        lambda n, j: ray(n).polynomial(ray(n).T[j + 1] - ray(n).instantiate(claim, i=j)),
     )
 
 
@@ -351,27 +317,19 @@ def check_opacity(claim: sp.Expr = OPACITY, n_max: int = N_MAX) -> Check:
 
 def check_same_colour(claim: sp.Expr = DC_DSIGMA_SAME_COLOUR, n_max: int = N_MAX) -> Check:
     """The remark after nerf-cor-compact: if every c_k = c, dC_hat/dsigma_i = delta_i T_{N+1} c."""
-    cases = every_sample(n_max)
 
-    def same_colour_gradient(n: int, j: int) -> sp.Matrix:
+    def difference(n: int, j: int) -> sp.Matrix:
         r = ray(n)
         one_colour = {r.c[m][ch]: r.c[1][ch] for m in r.c for ch in range(3)}
-        return r.polynomial(r.C_hat.xreplace(one_colour).diff(r.sigma[j]))
+        gradient = r.polynomial(r.C_hat.xreplace(one_colour).diff(r.sigma[j]))
+        return gradient - r.polynomial(r.vector(claim, i=j))
 
-    passed = all(
-        vanishes(same_colour_gradient(n, j) - ray(n).polynomial(ray(n).vector(claim, i=j)))
-        for n, j in cases
-    )
     lhs = (
         r"\left.\frac{\partial \hat{\mathbf{C}}}{\partial \sigma_i}\right|"
         r"_{\mathbf{c}_k = \mathbf{c}}"
     )
-    return Check(
-        "density gradient when every sample has the same colour",
-        statement(lhs, claim),
-        passed,
-        len(cases),
-        SCOPE.format(n=n_max),
+    return per_sample_check(
+        "density gradient when every sample has the same colour", lhs, claim, n_max, difference
     )
 
 
@@ -388,10 +346,6 @@ CHECKS = (
     check_opacity,
     check_same_colour,
 )
-
-
-def run_checks() -> list[Check]:
-    return [check() for check in CHECKS]
 
 
 if __name__ == "__main__":
