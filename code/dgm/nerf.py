@@ -30,19 +30,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dgm.inputs import check_finite
+
 # ----------------------------------------------------------------------------------------------
 # Input checks: a wrong shape, unsorted depths or a NaN fail loudly where they arrive.
 
 
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
-    if not torch.is_tensor(tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
-    if not torch.isfinite(tensor).all():
-        bad = (~torch.isfinite(tensor)).sum().item()
-        raise ValueError(
-            f"{name} contains {bad} non-finite value(s) (NaN or inf); check the network "
-            "outputs and, if this happened in training, lower the learning rate."
-        )
+    check_finite(
+        name, tensor,
+        "check the network outputs and, if this happened in training, lower the learning rate.",
+    )
 
 
 def check_samples(sigma: torch.Tensor, rgb: torch.Tensor, t: torch.Tensor) -> None:

@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dgm.config import DEVICE, seed_everything
+from dgm.inputs import check_finite
 from dgm.training import History, dynamic_binarize, evaluate, fit
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -32,14 +33,9 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
-    if not torch.is_tensor(tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
-    if not torch.isfinite(tensor).all():
-        bad = (~torch.isfinite(tensor)).sum().item()
-        raise ValueError(
-            f"{name} contains {bad} non-finite value(s) (NaN or inf); "
-            "check the data and, if it came from training, lower the learning rate."
-        )
+    check_finite(
+        name, tensor, "check the data and, if it came from training, lower the learning rate."
+    )
 
 
 def _check_same_shape(**tensors: torch.Tensor) -> None:
