@@ -7,14 +7,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
-MATHJAX_VERSION := 3.2.2
 MATHJAX := _vendor/mathjax/tex-mml-chtml.js
 JB_FLAGS := -n -W --keep-going
 
 .PHONY: book test lint derivations data mathjax browser setup lock bench clean
 
 book: setup
-	$(BIN)/python -m dgm.buildstamp .
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
@@ -44,11 +42,8 @@ data: $(READY)
 # MathJax 3 served from the book itself, so formulas render with no network.
 mathjax: $(MATHJAX)
 
-$(MATHJAX):
-	rm -rf _vendor/.mathjax-tmp && mkdir -p _vendor/.mathjax-tmp
-	cd _vendor/.mathjax-tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) && tar xzf mathjax-$(MATHJAX_VERSION).tgz
-	rm -rf _vendor/mathjax && mv _vendor/.mathjax-tmp/package/es5 _vendor/mathjax
-	rm -rf _vendor/.mathjax-tmp
+$(MATHJAX): $(READY)
+	$(BIN)/python _ext/offline_math.py .
 
 # Debian's Chromium for the browser test (Playwright drives it; never `playwright install`).
 browser:
@@ -64,5 +59,6 @@ lock: $(READY)
 bench: setup
 	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
+# Removes the build, its execution cache and every stored result (trained weights, evaluations).
 clean:
 	rm -rf _build

@@ -13,8 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
-playwright_api = pytest.importorskip("playwright.sync_api")
+from playwright import sync_api as playwright_api  # a missing Playwright fails, never skips
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -105,33 +104,42 @@ def test_every_page_reads_offline(quick_book, browser):
     assert not problems, "\n".join(f"{page}: {issues}" for page, issues in problems.items())
 
 
+# Generous limits: a loaded 2-core machine typesets the longest page (hundreds of formulas) slowly.
+# Each wait below is for an explicit condition; none waits for the network to fall silent, since
+# MathJax fetches its fonts lazily while it typesets and keeps the network busy in bursts.
+PAGE_TIMEOUT_MS = 180_000
+MATH_READY_SCRIPT = "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
+IMAGES_SETTLED_SCRIPT = "() => Array.from(document.images).every(img => img.complete)"
+
+
 def check_page(browser, url: str) -> list[str]:
+    """Load ``url`` and list what keeps it from reading offline; an empty list means none."""
     issues: list[str] = []
-    context = browser.new_context()
-    page = context.new_page()
 
     def block_outside(route):
-        if urlparse(route.request.url).hostname != "127.0.0.1":
-            issues.append(f"request to another host: {route.request.url}")
-            route.abort()
-        else:
-            route.continue_()
+        issues.append(f"request to another host: {route.request.url}")
+        route.abort()
 
-    context.route("**/*", block_outside)
-    page.on("console", lambda msg: msg.type == "error" and issues.append(f"console: {msg.text}"))
-    page.on("pageerror", lambda error: issues.append(f"page error: {error}"))
-    page.goto(url, wait_until="load")
-    page.wait_for_load_state("networkidle")
-    if page.evaluate("() => document.querySelector('span.math, div.math') !== null"):
-        page.wait_for_function(
-            "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000
-        )
-        page.evaluate("() => MathJax.startup.promise")
-    page.wait_for_load_state("networkidle")
-    issues += [f"untypeset formula: {m}" for m in page.evaluate(UNTYPESET_MATH_SCRIPT)]
-    issues += [f"raw TeX: {t}" for t in page.evaluate(RAW_TEX_SCRIPT)]
-    issues += [f"image not loaded: {src}" for src in page.evaluate(BROKEN_IMAGES_SCRIPT)]
-    context.close()
+    context = browser.new_context()
+    try:
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        # Only requests to other hosts are routed (and refused); the page's own go straight through.
+        context.route(lambda url: urlparse(url).hostname != "127.0.0.1", block_outside)
+        page = context.new_page()
+        page.on("console",
+                lambda msg: msg.type == "error" and issues.append(f"console: {msg.text}"))
+        page.on("pageerror", lambda error: issues.append(f"page error: {error}"))
+        page.goto(url, wait_until="load")
+        if page.evaluate("() => document.querySelector('span.math, div.math') !== null"):
+            page.wait_for_function(MATH_READY_SCRIPT)
+            page.evaluate("() => MathJax.startup.promise")  # resolves once typesetting is done
+        page.evaluate("() => document.fonts.ready.then(() => true)")
+        page.wait_for_function(IMAGES_SETTLED_SCRIPT)
+        issues += [f"untypeset formula: {m}" for m in page.evaluate(UNTYPESET_MATH_SCRIPT)]
+        issues += [f"raw TeX: {t}" for t in page.evaluate(RAW_TEX_SCRIPT)]
+        issues += [f"image not loaded: {src}" for src in page.evaluate(BROKEN_IMAGES_SCRIPT)]
+    finally:
+        context.close()
     return issues
 
 

@@ -1,24 +1,31 @@
-"""dgm.config reads DGM_QUICK in one place and refuses values it does not understand."""
+"""dgm.config reads its flags (DGM_QUICK, DGM_RECOMPUTE) in one place and refuses values it does
+not understand."""
 
 import pytest
 import torch
 
-from dgm.config import _read_quick, quick, seed_everything
+from dgm.config import quick, read_flag, seed_everything
 
 
 @pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
-def test_quick_mode_on(value):
-    assert _read_quick(value) is True
+def test_flag_on(value, monkeypatch):
+    monkeypatch.setenv("DGM_QUICK", value)
+    assert read_flag("DGM_QUICK") is True
 
 
 @pytest.mark.parametrize("value", [None, "", "0", "false", "off"])
-def test_quick_mode_off(value):
-    assert _read_quick(value) is False
+def test_flag_off(value, monkeypatch):
+    if value is None:
+        monkeypatch.delenv("DGM_QUICK", raising=False)
+    else:
+        monkeypatch.setenv("DGM_QUICK", value)
+    assert read_flag("DGM_QUICK") is False
 
 
-def test_unknown_quick_value_says_what_to_do():
-    with pytest.raises(ValueError, match="DGM_QUICK=1"):
-        _read_quick("maybe")
+def test_unknown_flag_value_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("DGM_RECOMPUTE", "maybe")
+    with pytest.raises(ValueError, match="DGM_RECOMPUTE=1"):
+        read_flag("DGM_RECOMPUTE")
 
 
 def test_quick_picks_one_of_two_values():

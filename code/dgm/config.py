@@ -20,19 +20,21 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
 
-def _read_quick(value: str | None) -> bool:
+def read_flag(name: str) -> bool:
+    """An on/off environment variable: 1/true/yes/on, or 0/false/no/off/unset."""
+    value = os.environ.get(name)
     text = (value or "").strip().lower()
     if text in _TRUE:
         return True
     if text in _FALSE:
         return False
     raise ValueError(
-        f"DGM_QUICK={value!r} is not understood: set DGM_QUICK=1 for a shortened run "
-        "or unset it (or DGM_QUICK=0) for the full-size run."
+        f"{name}={value!r} is not understood: set {name}=1 to turn it on, "
+        f"or unset it (or {name}=0) to turn it off."
     )
 
 
-QUICK: bool = _read_quick(os.environ.get("DGM_QUICK"))
+QUICK: bool = read_flag("DGM_QUICK")
 """True when the book is built in quick mode (``DGM_QUICK=1``)."""
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")

