@@ -35,18 +35,19 @@ LOGGER = logging.getLogger(__name__)
 STAMP = "dgm-keys.json"
 
 
-def code_cells(path: Path) -> list[str]:
-    """The code cells of a MyST Markdown notebook or an ``.ipynb``; [] for a plain page."""
+def code_cells(path: Path) -> list[str] | None:
+    """The code cells of a notebook page (MyST Markdown notebook or ``.ipynb``), [] if it has
+    none; None for a plain page, which is never executed."""
     import nbformat
-    from myst_nb.core.read import read_myst_markdown_notebook
+    from myst_nb.core.read import is_myst_markdown_notebook, read_myst_markdown_notebook
 
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".ipynb":
         notebook = nbformat.reads(text, as_version=4)
-    elif path.suffix == ".md" and "code-cell" in text:
+    elif path.suffix == ".md" and is_myst_markdown_notebook(text):
         notebook = read_myst_markdown_notebook(text, path=str(path))
     else:
-        return []
+        return None
     return [cell.source for cell in notebook.cells if cell.cell_type == "code"]
 
 
@@ -61,20 +62,23 @@ def _key_files(root: Path, names: list[str]) -> list[Path]:
     return files
 
 
-def chapter_keys(app) -> dict[str, str]:
-    """Current key of every chapter with code cells: docname -> SHA-256."""
+def chapter_keys(app) -> tuple[dict[str, str], set[str]]:
+    """The current key of every notebook page (docname -> SHA-256), and the pages among them
+    that have code to run."""
     root = Path(app.srcdir)
     tree = SourceTree(root / name for name in app.config.dgm_source_roots)
     shared = digest_files(_key_files(root, app.config.dgm_key_files), root)
     setting = f"{'quick' if QUICK else 'full'} {DEVICE} python {sys.version.split()[0]}"
-    keys = {}
+    keys, runs_code = {}, set()
     for docname in sorted(app.env.found_docs):
         path = Path(app.env.doc2path(docname))
         cells = code_cells(path)
-        if cells:
+        if cells is not None:
             imports = digest_files(tree.closure(code_of_cells(cells)), root)
             keys[docname] = hashlib.sha256(f"{imports} {shared} {setting}".encode()).hexdigest()
-    return keys
+            if any(cell.strip() for cell in cells):
+                runs_code.add(docname)
+    return keys, runs_code
 
 
 def _record_id(record) -> str:
@@ -103,7 +107,7 @@ def drop_stale_records(app, env, added, changed, removed) -> list[str]:
     cache, stamp = _open_cache(app)
     if cache is None:
         return []
-    keys = chapter_keys(app)
+    keys, runs_code = chapter_keys(app)
     env.dgm_chapter_keys = keys
     by_path = {str(Path(env.doc2path(docname))): docname for docname in keys}
     vouched = {} if read_flag("DGM_RECOMPUTE") else _read_stamp(stamp)
@@ -118,7 +122,7 @@ def drop_stale_records(app, env, added, changed, removed) -> list[str]:
         if docname is not None:
             rerun.add(docname)
     has_record = {by_path[r["uri"]] for r in kept.values()}
-    rerun |= {docname for docname in keys if docname not in has_record}
+    rerun |= runs_code - has_record  # a page with code but no result yet
     write_atomically(stamp, json.dumps(kept, indent=1).encode())
     stale = sorted(rerun - set(added) - set(changed))
     if stale:

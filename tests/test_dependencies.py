@@ -85,7 +85,7 @@ def test_digest_follows_content_and_names(tree, tmp_path):
 
 
 def book_chapters() -> list[Path]:
-    return sorted(p for p in (REPO / "book").glob("*.md") if code_cells(p))
+    return sorted(p for p in (REPO / "book").glob("*.md") if code_cells(p))  # with code
 
 
 LOADED_SCRIPT = """

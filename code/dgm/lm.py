@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from dgm.config import seed_everything
+from dgm.results import cached
 from dgm.training import check_finite_loss
 
 # ----------------------------------------------------------------------------------------------
@@ -443,6 +445,37 @@ def train(
     bar.close()
     model.eval()
     return history
+
+
+def trained_gpt(
+    config: GPTConfig,
+    train_data: torch.Tensor,
+    val_data: torch.Tensor,
+    steps: int,
+    seed: int = 0,
+    **train_options,
+) -> tuple[GPT, LMHistory, float]:
+    """A fresh :class:`GPT` trained by :func:`train`, run once per content key and afterwards
+    read from the result store (:func:`dgm.results.cached`).
+
+    ``seed`` fixes the initial weights and the minibatches; ``train_options`` go to
+    :func:`train`. Returns the model, its history and the seconds the whole run took (steps and
+    evaluations), as recorded when the weights were trained.
+    """
+
+    def train_model():
+        generator = seed_everything(seed)
+        model = GPT(config)
+        start = time.perf_counter()
+        history = train(model, train_data, val_data, steps, generator=generator, **train_options)
+        seconds = time.perf_counter() - start
+        return {"state": model.state_dict(), "history": asdict(history), "seconds": seconds}
+
+    key = (config, steps, seed, sorted(train_options.items()))
+    stored = cached("gpt", train_model, config=key, code=("dgm.lm",), data=(train_data, val_data))
+    model = GPT(config)
+    model.load_state_dict(stored["state"])
+    return model.eval(), LMHistory(**stored["history"]), stored["seconds"]
 
 
 # ----------------------------------------------------------------------------------------------
