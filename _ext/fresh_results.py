@@ -8,23 +8,31 @@ cells. This extension adds the rest of what a chapter's outputs depend on, chapt
   page runs) under the folders named by ``dgm_source_roots``;
 - the files named by ``dgm_key_files`` (the lock file of package versions, ``_config.yml`` and
   this folder of extensions);
-- quick or full mode (``DGM_QUICK``), the device, and Python's version.
+- quick or full mode (``DGM_QUICK``), the device, Python's version, and the name and version of
+  every installed package (a hand-upgraded package is caught even if the lock file is not).
 
 It runs inside every build, however the build is started (``make book`` or a bare
 ``jupyter-book build .``). At the start of reading, each cached notebook record must be vouched
 for under its chapter's current key in ``dgm-keys.json`` (kept inside the cache folder); any other
-record is removed through jupyter-cache's API, and its chapter is read and executed again. A
-record is vouched for once its chapter has been read, so a build that stops half-way vouches for
-nothing it did not finish. ``DGM_RECOMPUTE=1`` drops every record.
+record is removed through jupyter-cache's API, and its chapter is read and executed again. New
+records are vouched for only when the build has finished without an exception, and only for
+chapters whose key did not change while it ran: a build that stops half-way vouches for nothing,
+and the next build executes those chapters again. ``DGM_RECOMPUTE=1`` drops every record.
+At start-up the extension also checks that the packages under the source roots (``dgm``) are
+imported from those very folders, as an editable install does; otherwise the key would hash
+files that the kernel does not run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import sys
+from importlib import metadata
 from pathlib import Path
 
+from sphinx.errors import ConfigError
 from sphinx.util import logging
 
 from dgm.config import DEVICE, QUICK, read_flag
@@ -68,7 +76,8 @@ def chapter_keys(app) -> tuple[dict[str, str], set[str]]:
     root = Path(app.srcdir)
     tree = SourceTree(root / name for name in app.config.dgm_source_roots)
     shared = digest_files(_key_files(root, app.config.dgm_key_files), root)
-    setting = f"{'quick' if QUICK else 'full'} {DEVICE} python {sys.version.split()[0]}"
+    installed = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+    setting = f"{'quick' if QUICK else 'full'} {DEVICE} python {sys.version} {installed}"
     keys, runs_code = {}, set()
     for docname in sorted(app.env.found_docs):
         path = Path(app.env.doc2path(docname))
@@ -81,6 +90,11 @@ def chapter_keys(app) -> tuple[dict[str, str], set[str]]:
     return keys, runs_code
 
 
+def _uri(env, docname: str) -> str:
+    """The URI myst-nb gives a page's cache records: its source's absolute path."""
+    return str(Path(env.doc2path(docname)).absolute())
+
+
 def _record_id(record) -> str:
     return f"{record.pk}:{record.hashkey}"
 
@@ -91,7 +105,7 @@ def _open_cache(app):
         return None, None
     from jupyter_cache import get_cache
 
-    folder = Path(config.execution_cache_path)
+    folder = Path(config.execution_cache_path or ".jupyter_cache")  # as myst-nb opens it
     return get_cache(folder), folder / STAMP
 
 
@@ -108,8 +122,8 @@ def drop_stale_records(app, env, added, changed, removed) -> list[str]:
     if cache is None:
         return []
     keys, runs_code = chapter_keys(app)
-    env.dgm_chapter_keys = keys
-    by_path = {str(Path(env.doc2path(docname))): docname for docname in keys}
+    app.dgm_start_keys = keys
+    by_path = {_uri(env, docname): docname for docname in keys}
     vouched = {} if read_flag("DGM_RECOMPUTE") else _read_stamp(stamp)
     kept, rerun = {}, set()
     for record in cache.list_cache_records():
@@ -131,21 +145,35 @@ def drop_stale_records(app, env, added, changed, removed) -> list[str]:
     return stale
 
 
-def vouch_for_records(app, doctree) -> None:
-    """Once a chapter has been read (and executed if needed), vouch for its record(s)."""
-    keys = getattr(app.env, "dgm_chapter_keys", None)
-    docname = app.env.docname
-    if not keys or docname not in keys:
+def vouch_for_new_records(app, exception) -> None:
+    """After a build that finished, vouch for the records of every chapter whose key did not
+    change while the build ran. A failed or interrupted build vouches for nothing: its records
+    are dropped by the next build, which executes those chapters again."""
+    start_keys = getattr(app, "dgm_start_keys", None)
+    if exception is not None or not start_keys:
         return
     cache, stamp = _open_cache(app)
-    if cache is None:
-        return
-    uri = str(Path(app.env.doc2path(docname)))
+    keys, _ = chapter_keys(app)
+    unchanged = {_uri(app.env, d): k for d, k in start_keys.items() if keys.get(d) == k}
     vouched = _read_stamp(stamp)
     for record in cache.list_cache_records():
-        if record.uri == uri:
-            vouched.setdefault(_record_id(record), {"uri": uri, "key": keys[docname]})
+        key = unchanged.get(record.uri)
+        if key is not None:
+            vouched.setdefault(_record_id(record), {"uri": record.uri, "key": key})
     write_atomically(stamp, json.dumps(vouched, indent=1).encode())
+
+
+def check_local_packages(app, config) -> None:
+    """The key hashes the packages under the source roots: the kernel must run those very files."""
+    for root in config.dgm_source_roots:
+        for init in sorted((Path(app.srcdir) / root).glob("*/__init__.py")):
+            spec = importlib.util.find_spec(init.parent.name)
+            origin = Path(spec.origin).resolve() if spec and spec.origin else None
+            if origin is not None and origin != init.resolve():
+                raise ConfigError(
+                    f"{init.parent.name} is imported from {origin.parent}, not from this book's "
+                    f"{init.parent}: install it from here (make setup, or pip install -e .)."
+                )
 
 
 def setup(app):
@@ -153,6 +181,7 @@ def setup(app):
     app.add_config_value(
         "dgm_key_files", ["requirements-lock.txt", "_config.yml", "_ext"], "env"
     )
+    app.connect("config-inited", check_local_packages)
     app.connect("env-get-outdated", drop_stale_records)
-    app.connect("doctree-read", vouch_for_records)
+    app.connect("build-finished", vouch_for_new_records)
     return {"parallel_read_safe": False, "parallel_write_safe": True}

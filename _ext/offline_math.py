@@ -33,7 +33,7 @@ def fetch_mathjax(root: Path) -> Path:
     if (target / ENTRY).is_file():
         return target
     if shutil.which("npm") is None:
-        raise RuntimeError("npm is not installed, so MathJax cannot be fetched")
+        raise RuntimeError("npm is not installed: install Node.js and npm (apt-get install npm)")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".mathjax-") as work:
         subprocess.run(["npm", "pack", "--silent", f"mathjax@{VERSION}"], cwd=work, check=True,
@@ -53,8 +53,8 @@ def ensure_mathjax(app, config) -> None:
         fetch_mathjax(Path(app.srcdir))
     except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
         raise ConfigError(
-            f"MathJax is missing from _vendor/mathjax and could not be fetched ({error}): "
-            "run `make mathjax` (it needs npm), then build again."
+            f"MathJax is missing from _vendor/mathjax and could not be fetched ({error}); "
+            "once npm works, run `make mathjax` and build again."
         ) from error
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from playwright import sync_api as playwright_api  # a missing Playwright fails, never skips
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -79,7 +78,11 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as p:
+    try:  # a missing Playwright fails the browser tests (and only them); it never skips
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is missing: run `make setup` (it installs requirements-lock.txt)")
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
@@ -102,6 +105,8 @@ def redirect_target(html: Path) -> str | None:
 
 
 def test_every_page_reads_offline(quick_book, browser):
+    from playwright.sync_api import TimeoutError as PageTimeout
+
     assert quick_book.returncode == 0, "the quick build failed; see test_book_build"
     pages = built_pages(quick_book)
     assert "index.html" in pages and len(pages) >= 4
@@ -113,7 +118,10 @@ def test_every_page_reads_offline(quick_book, browser):
                 resolved = (Path(page_path).parent / target).as_posix()
                 found = [] if resolved in pages else [f"redirects to a missing page: {target}"]
             else:
-                found = check_page(browser, f"{server}/{page_path}")
+                try:
+                    found = check_page(browser, f"{server}/{page_path}")
+                except PageTimeout as error:  # named, and the other pages are still checked
+                    found = [f"timed out after {PAGE_TIMEOUT_MS / 1000:.0f} s: {error}"]
             if found:
                 problems[page_path] = found
     assert not problems, "\n".join(f"{page}: {issues}" for page, issues in problems.items())
@@ -124,6 +132,9 @@ def test_every_page_reads_offline(quick_book, browser):
 # MathJax fetches its fonts lazily while it typesets and keeps the network busy in bursts.
 PAGE_TIMEOUT_MS = 180_000
 MATH_READY_SCRIPT = "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
+# Two animation frames first, so that layout has run and every font in use has started loading.
+FONTS_READY_SCRIPT = """() => new Promise(done => requestAnimationFrame(() =>
+  requestAnimationFrame(() => document.fonts.ready.then(() => done(true)))))"""
 IMAGES_SETTLED_SCRIPT = "() => Array.from(document.images).every(img => img.complete)"
 
 
@@ -148,7 +159,7 @@ def check_page(browser, url: str) -> list[str]:
         if page.evaluate("() => document.querySelector('span.math, div.math') !== null"):
             page.wait_for_function(MATH_READY_SCRIPT)
             page.evaluate("() => MathJax.startup.promise")  # resolves once typesetting is done
-        page.evaluate("() => document.fonts.ready.then(() => true)")
+        page.evaluate(FONTS_READY_SCRIPT)
         page.wait_for_function(IMAGES_SETTLED_SCRIPT)
         issues += [f"untypeset formula: {m}" for m in page.evaluate(UNTYPESET_MATH_SCRIPT)]
         issues += [f"raw TeX: {t}" for t in page.evaluate(RAW_TEX_SCRIPT)]

@@ -33,7 +33,7 @@ def tree(tmp_path):
         "a": write(lib / "pkg" / "a.py", "from pkg.b import thing\n"),
         "b": write(lib / "pkg" / "b.py", "from . import c\nthing = 1\n"),
         "c": write(lib / "pkg" / "c.py", "def f():\n    import pkg.d  # only when f runs\n"),
-        "d": write(lib / "pkg" / "d.py", "TABLE = 'table.txt'\n"),
+        "d": write(lib / "pkg" / "d.py", "TABLE = 'table.txt'\n# other.txt: a comment\n"),
         "table": write(lib / "pkg" / "table.txt", "1 2 3"),
         "other": write(lib / "pkg" / "other.txt", "not read by anyone"),
         "unused": write(lib / "pkg" / "unused.py", "import numpy\n"),
@@ -47,6 +47,11 @@ def test_closure_follows_imports_packages_and_data(tree):
     source_tree, f = tree
     found = source_tree.closure("import math\nfrom pkg.a import thing\n")
     assert found == {f["init"], f["a"], f["b"], f["c"], f["d"], f["table"]}
+
+
+def test_ignored_modules_are_not_followed(tree):
+    source_tree, f = tree
+    assert source_tree.closure("import pkg.a", ignore=["pkg.c"]) == {f["init"], f["a"], f["b"]}
 
 
 def test_from_package_import_submodule(tree):
@@ -128,5 +133,6 @@ def test_each_part_depends_on_its_own_library_only():
     assert "nerf.py" in closure["nerf_lab"] and "vae.py" not in closure["nerf_lab"]
     assert "vae.py" in closure["vae_experiments"] and "nerf.py" not in closure["vae_experiments"]
     assert "lm_corpus.txt" in closure["lm_lab"]
+    assert "lm_corpus.txt" not in closure["nerf_lab"] | closure["vae_experiments"]
     assert "gaussian_kl.py" in closure["checks"] and "_check.py" in closure["checks"]
     assert not any("gaussian_kl.py" in files for page, files in closure.items() if page != "checks")

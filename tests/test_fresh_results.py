@@ -58,14 +58,14 @@ def book(tmp_path_factory) -> Path:
     return root
 
 
-def bare_build(root: Path) -> set[str]:
+def bare_build(root: Path, succeeds: bool = True) -> set[str]:
     """``jupyter-book build ROOT`` as a reader runs it; returns the pages it executed."""
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     env = {**os.environ, "PYTHONPATH": str(root / "lib"), "DGM_QUICK": "0"}
     env.pop("DGM_RECOMPUTE", None)
     result = subprocess.run([str(jupyter_book), "build", str(root)], env=env,
                             capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (result.returncode == 0) == succeeds, result.stdout[-3000:] + result.stderr[-3000:]
     return set(re.findall(r"(page_\w)\.md: Executing notebook", result.stdout))
 
 
@@ -99,6 +99,22 @@ def test_a_vouched_record_is_needed_to_skip_execution(book):
     assert bare_build(book) == {"page_a", "page_b"}
 
 
+def test_a_build_that_fails_half_way_leaves_nothing_stale(book):
+    """Page A re-runs with new code, then page B fails: the next build shows A's new output.
+
+    The extension vouches for no record of a failed build. With this Jupyter Book a failed build
+    also makes the next one start from a fresh Sphinx environment (every page is read again), so
+    this pins the end-to-end behaviour rather than that one safeguard."""
+    bare_build(book)
+    (book / "lib" / "helper.py").write_text("BASE = 300\n")
+    (book / "lib" / "mod_b.py").write_text("raise RuntimeError('broken on purpose')\n")
+    bare_build(book, succeeds=False)
+    (book / "lib" / "mod_b.py").write_text("VALUE = 'b-3'\n")
+    bare_build(book)
+    assert "value of mod_a: 301" in shown(book, "page_a")
+    assert "value of mod_b: b-3" in shown(book, "page_b")
+
+
 def test_missing_mathjax_without_npm_fails_with_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(offline_math.shutil, "which", lambda name: None)
 
@@ -108,4 +124,4 @@ def test_missing_mathjax_without_npm_fails_with_one_line(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as error:
         offline_math.ensure_mathjax(App(), None)
     message = str(error.value)
-    assert "make mathjax" in message and "\n" not in message
+    assert "make mathjax" in message and "npm" in message and "\n" not in message

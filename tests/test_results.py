@@ -158,3 +158,51 @@ def test_tensor_digest_sees_values_dtype_and_shape():
                tensor_digest(x + 1)}
     assert len(digests) == 4
     assert tensor_digest(x) == tensor_digest(torch.arange(6.0))
+
+
+def notebook_function(source: str, name: str, namespace: dict):
+    """Define functions as a notebook cell does (module __main__, source kept in linecache)."""
+    import linecache
+
+    filename = f"<cell-{abs(hash(source))}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[name]
+
+
+def test_a_change_to_a_cell_helper_the_computation_calls_is_a_miss(tmp_path):
+    fit = "def fit():\n    return {'x': torch.tensor([float(helper())])}\n"
+    namespace = {"__name__": "__main__", "torch": torch}
+    first = notebook_function(fit + "def helper():\n    return 1\n", "fit", namespace)
+    assert ask(tmp_path, first)["x"].item() == 1
+    namespace = {"__name__": "__main__", "torch": torch}
+    second = notebook_function(fit + "def helper():\n    return 2\n", "fit", namespace)
+    assert ask(tmp_path, second)["x"].item() == 2
+
+
+def test_computed_and_stored_results_leave_the_same_random_state(tmp_path):
+    def noisy():
+        return {"x": torch.rand(3)}
+
+    torch.manual_seed(0)
+    ask(tmp_path, noisy)  # computed
+    after_compute = torch.rand(2)
+    torch.manual_seed(0)
+    ask(tmp_path, noisy)  # read back
+    after_load = torch.rand(2)
+    torch.manual_seed(0)
+    untouched = torch.rand(2)
+    assert torch.equal(after_compute, after_load) and torch.equal(after_load, untouched)
+
+
+def test_scalars_and_empty_tensors_have_digests():
+    assert tensor_digest(torch.tensor(3.0)) != tensor_digest(torch.tensor(4.0))
+    assert tensor_digest(torch.zeros(0)) != tensor_digest(torch.zeros(0, 2))
+
+
+def test_the_store_itself_is_not_part_of_a_results_code():
+    files = results.SourceTree([results.PACKAGE_ROOT]).closure(
+        "import dgm.vae", ignore=results.STORE_MODULES)
+    names = {f.name for f in files}
+    assert "vae.py" in names and "training.py" in names
+    assert "results.py" not in names and "dependencies.py" not in names

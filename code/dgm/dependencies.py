@@ -8,8 +8,8 @@ the library ships. This module finds them from the import graph, without importi
   submodule), followed transitively through the local modules' own imports, wherever they sit in
   a module (a function-level import counts, so the closure is a superset of what ran);
 - a module's parent packages (``a/__init__.py`` runs before ``a/b.py``);
-- a data file that sits beside a local module and whose name appears in that module's source
-  (``text.py`` reads ``lm_corpus.txt``);
+- a data file that sits beside a local module and that the module names in a string literal
+  (``text.py`` reads ``"lm_corpus.txt"``; a mention in a comment or a docstring does not count);
 - a whole source folder when a cell names it in a string, as a page that runs every script of
   ``derivations/`` by path does.
 
@@ -96,8 +96,12 @@ class SourceTree:
                 return ".".join(parts if parts[-1] == "__init__" else parts[:-1])
         return ""
 
-    def closure(self, code: str) -> set[Path]:
-        """Every local file ``code`` depends on: modules, parent packages, data files, folders."""
+    def closure(self, code: str, ignore: Iterable[str] = ()) -> set[Path]:
+        """Every local file ``code`` depends on: modules, parent packages, data files, folders.
+
+        Modules named in ``ignore`` (and what only they import) are left out.
+        """
+        ignored = {f for name in ignore for f in self._module_files(name)[-1:]}
         tree = ast.parse(code)
         pending = [f for name in _imported_names(tree, "") for f in self._module_files(name)]
         for literal in _string_literals(tree):  # a folder named in a string: all of its scripts
@@ -107,15 +111,16 @@ class SourceTree:
         data: set[Path] = set()
         while pending:
             path = pending.pop()
-            if path in modules:
+            if path in modules or path in ignored:
                 continue
             modules.add(path)
-            source = path.read_text(encoding="utf-8")
-            for name in _imported_names(ast.parse(source, filename=str(path)),
-                                        self._package_of(path)):
+            module_tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for name in _imported_names(module_tree, self._package_of(path)):
                 pending += self._module_files(name)
+            literals = _string_literals(module_tree)
             data.update(f for f in path.parent.iterdir()
-                        if f.is_file() and f.suffix not in (".py", ".pyc") and f.name in source)
+                        if f.is_file() and f.suffix not in (".py", ".pyc")
+                        and any(s == f.name or s.endswith("/" + f.name) for s in literals))
         return modules | data
 
 

@@ -382,6 +382,7 @@ class LMHistory:
     train_nll: list[float] = field(default_factory=list)
     val_nll: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    threads: int = 0  # CPU threads torch used
 
 
 def learning_rate(step: int, steps: int, lr: float, warmup: int) -> float:
@@ -421,7 +422,7 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     probe_generator = torch.Generator().manual_seed(probe_seed)
     train_probe = random_windows(train_data, T, len(val_data) - 1, probe_generator)  # (n, T + 1)
-    history = LMHistory()
+    history = LMHistory(threads=torch.get_num_threads())
     bar = tqdm(range(steps), desc="train", disable=None if progress is None else not progress)
     for step in bar:
         start = time.perf_counter()

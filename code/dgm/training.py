@@ -133,11 +133,13 @@ def evaluate(
 
 @dataclass
 class History:
-    """Per-epoch record of a run: mean training loss, evaluation loss, cumulative seconds."""
+    """Per-epoch record of a run: mean training loss, evaluation loss, cumulative seconds, and
+    the number of CPU threads torch used."""
 
     train_loss: list[float] = field(default_factory=list)
     eval_loss: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    threads: int = 0
 
 
 def fit(
@@ -159,7 +161,7 @@ def fit(
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    history = History()
+    history = History(threads=torch.get_num_threads())
     elapsed = 0.0
     for epoch in range(epochs):
         start = time.perf_counter()

@@ -14,6 +14,7 @@ number of importance samples.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -423,8 +424,9 @@ def trained_vae(
 ) -> tuple[VAE, History]:
     """:func:`train_vae`, run once per content key and afterwards read from the result store.
 
-    The key (:func:`dgm.results.cached`) covers the loss, ``config`` (seed included), the code of
-    this module and all it imports, both data sets by content, torch's version and the device.
+    The key (:func:`dgm.results.cached`) covers the loss (by its source), ``config`` (seed
+    included), the code of this module and all it imports, both data sets by content, torch's
+    version and the device.
     The history returned with stored weights is the one recorded when they were trained.
     """
 
@@ -432,8 +434,9 @@ def trained_vae(
         model, history = train_vae(loss_fn, train_x, test_x, config, progress)
         return {"state": model.state_dict(), "history": asdict(history)}
 
-    stored = cached(f"vae-{loss_fn.__name__}", train, config=(loss_fn.__name__, config),
-                    code=("dgm.vae",), data=(train_x, test_x))
+    loss = inspect.getsource(loss_fn)  # by its code, not its name
+    stored = cached(f"vae-{loss_fn.__name__}", train, config=(loss, config), code=("dgm.vae",),
+                    data=(train_x, test_x))
     model = VAE(train_x.shape[1], config.hidden, config.z_dim, config.decoder_hidden).to(DEVICE)
     model.load_state_dict(stored["state"])
     return model.eval(), History(**stored["history"])
