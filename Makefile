@@ -45,11 +45,10 @@ mathjax: $(MATHJAX)
 $(MATHJAX): $(READY)
 	$(BIN)/python _ext/offline_math.py .
 
-# Debian's Chromium for the browser test (Playwright drives it; never `playwright install`).
+# A Chromium or Chrome for the browser test (Playwright drives it; never `playwright install`):
+# tools/find-chromium finds one, or installs Debian's as root, or says what to install.
 browser:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else echo "Chromium is missing: run 'sudo apt-get install chromium' and retry." >&2; exit 1; fi; }
+	@tools/find-chromium >/dev/null
 
 # Rewrite the lock file from the current environment (after a deliberate upgrade).
 lock: $(READY)

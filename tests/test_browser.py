@@ -7,13 +7,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-import shutil
+import subprocess
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -51,11 +53,12 @@ BROKEN_IMAGES_SCRIPT = """() => Array.from(document.images)
 
 
 def find_chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.fail("no Chromium found: install Debian's `chromium` (make test does it as root)")
+    """The browser, found by the one lookup the Makefile and the CI workflow use too."""
+    found = subprocess.run([str(REPO / "tools" / "find-chromium"), "--no-install"],
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        pytest.fail(found.stderr.strip() or "tools/find-chromium found no browser")
+    return found.stdout.strip()
 
 
 @contextlib.contextmanager
