@@ -28,8 +28,13 @@ def test_unknown_flag_value_says_what_to_do(monkeypatch):
         read_flag("DGM_RECOMPUTE")
 
 
-def test_quick_picks_one_of_two_values():
-    assert quick("full", "short") in {"full", "short"}
+def test_quick_picks_the_value_of_the_mode(monkeypatch):
+    import dgm.config
+
+    monkeypatch.setattr(dgm.config, "QUICK", True)
+    assert quick("full", "short") == "short"
+    monkeypatch.setattr(dgm.config, "QUICK", False)
+    assert quick("full", "short") == "full"
 
 
 def test_seeding_makes_draws_repeatable():

@@ -13,18 +13,20 @@ from dgm.lm import (
     GPT,
     GPTConfig,
     bigram_nll,
-    causal_mask,
     evaluate_nll,
     generate,
     get_batch,
+    learning_rate,
     random_windows,
     sample_next,
     top_k_filter,
     top_p_filter,
+    train,
     unigram_nll,
     windows_nll,
 )
 from dgm.text import BOS, CharTokenizer, load_corpus, paragraphs, train_val_split
+from dgm.training import NonFiniteLossError
 
 V, BLOCK = 11, 16
 
@@ -99,12 +101,6 @@ def test_shapes_and_loss():
     assert len(maps) == 2 and maps[0].shape == (3, 2, 7, 7)
     assert torch.allclose(maps[0].sum(-1), torch.ones(3, 2, 7))
     assert (maps[0].triu(1) == 0).all()
-
-
-def test_mask_is_lower_triangular():
-    M = causal_mask(5)
-    assert M.tolist()[2] == [True, True, True, False, False]
-    assert all(M[i, j] == (j <= i) for i in range(5) for j in range(5))
 
 
 @settings(max_examples=40)
@@ -339,3 +335,51 @@ def test_generate_bad_input_and_long_prompt():
     with torch.no_grad():
         expected = model(long[:, -BLOCK:])[0][:, -1].argmax(-1)
     assert out.shape == (1, 3 * BLOCK + 1) and out[0, -1] == expected[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# The training loop and its schedule.
+
+
+def test_learning_rate_warms_up_then_decays_to_a_tenth():
+    steps, lr, warmup = 100, 3e-3, 10
+    rates = [learning_rate(s, steps, lr, warmup) for s in range(steps + 1)]
+    assert rates[0] == pytest.approx(lr / warmup)
+    assert all(a < b for a, b in zip(rates[: warmup - 1], rates[1:warmup], strict=True))
+    assert rates[warmup - 1] == pytest.approx(lr) == rates[warmup]  # the peak; the cosine starts
+    after = rates[warmup:]
+    assert all(a >= b for a, b in zip(after, after[1:], strict=False))
+    assert rates[steps] == pytest.approx(lr / 10)
+    assert min(rates) >= lr / 10 - 1e-15
+
+
+def test_train_lowers_the_loss_and_records_every_evaluation():
+    data = torch.arange(400) % V  # a periodic text: each character fixes the next one
+    model = small_model()
+    history = train(model, data[:300], data[300:], steps=60, batch_size=8, lr=1e-2, warmup=5,
+                    eval_every=20, generator=torch.Generator().manual_seed(0), progress=False)
+    assert history.eval_step == [20, 40, 60] and len(history.step_loss) == 60
+    assert len(history.train_nll) == len(history.val_nll) == 3
+    assert history.val_nll[-1] < 0.5 * math.log(V)  # far below guessing
+    assert history.val_nll[-1] < history.val_nll[0]
+    assert not model.training  # handed back in evaluation mode
+
+
+def test_a_non_finite_loss_stops_training_and_says_where():
+    data = torch.arange(200) % V
+    model = small_model()
+    with torch.no_grad():
+        model.lm_head.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match="step 0 of 5"):
+        train(model, data[:150], data[150:], steps=5, batch_size=4, progress=False)
+
+
+def test_corpus_errors_say_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="restore dgm/lm_corpus.txt"):
+        load_corpus(tmp_path / "missing.txt")
+    (tmp_path / "empty.txt").write_text("  \n\n")
+    with pytest.raises(ValueError, match="empty"):
+        load_corpus(tmp_path / "empty.txt")
+    (tmp_path / "bos.txt").write_text(f"text with a {BOS} inside")
+    with pytest.raises(ValueError, match="BOS"):
+        load_corpus(tmp_path / "bos.txt")

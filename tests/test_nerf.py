@@ -25,7 +25,7 @@ from dgm.nerf import (
     transmittance,
     volume_render,
 )
-from dgm.nerf_scene import camera_positions, default_scene, make_posed_images, orbit_poses
+from dgm.nerf_scene import camera_positions, make_posed_images, orbit_poses
 
 FLOAT64 = torch.float64
 
@@ -328,4 +328,12 @@ def test_a_few_steps_of_training_lower_the_loss():
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
     assert psnr(losses[-1]) > psnr(losses[0])
-    assert default_scene().centres.shape == (4, 3)
+
+
+def test_a_camera_looking_along_up_is_refused_with_advice():
+    eye = torch.tensor([0.0, 0.0, 4.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="pass another `up`"):
+        look_at(eye, torch.zeros(3, dtype=torch.float64))  # straight down the default up, z
+    pose = look_at(eye, torch.zeros(3, dtype=torch.float64),
+                   up=torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+    assert torch.allclose(pose[:3, 3], eye)
