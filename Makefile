@@ -1,6 +1,7 @@
 # Deep Generative Models, Derived and Run.
 #   make book   build the whole book at full size  -> _build/html/index.html
 #   make test   ruff + every test, derivation check, a quick build of the book and a browser check
+#   make test-fast   ruff + the tests not marked slow, for the inner loop
 # Every target sets up what it needs from scratch and skips what is already current.
 
 PYTHON ?= python3.11
@@ -10,7 +11,7 @@ READY  := $(VENV)/.installed
 MATHJAX := _vendor/mathjax/tex-mml-chtml.js
 JB_FLAGS := -n -W --keep-going
 
-.PHONY: book test lint derivations data mathjax browser setup lock bench clean
+.PHONY: book test test-fast lint derivations data mathjax browser setup lock bench clean
 
 book: setup
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
@@ -19,6 +20,11 @@ book: setup
 test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The inner loop: ruff and the tests not marked slow (no book build, browser or subprocess).
+test-fast: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow"
 
 derivations: $(READY)
 	@set -e; for script in derivations/[!_]*.py; do $(BIN)/python $$script; done

@@ -45,3 +45,19 @@ def quick_book() -> BookBuild:
     )
     html = QUICK_OUTPUT / "_build" / "html"
     return BookBuild(result.returncode, result.stdout + result.stderr, html)
+
+
+SLOW_MODULES = {"test_browser", "test_fresh_results"}  # a browser, or several small book builds
+SLOW_TESTS = {  # one subprocess each: a derivation script, a chapter's imports
+    "test_script_proves_every_identity",
+    "test_closure_holds_every_module_the_chapter_loads",
+}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the slow tests (``make test-fast`` leaves them out): the quick build of the whole
+    book and everything that uses it, the browser, and the tests that start subprocesses."""
+    for item in items:
+        if (item.module.__name__ in SLOW_MODULES or item.originalname in SLOW_TESTS
+                or "quick_book" in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -10,7 +10,14 @@ from dgm import data
 from dgm.data import RAW_FILES, MNISTDataError, ensure_mnist, load_mnist, raw_dir
 
 
-def test_real_training_set():
+@pytest.fixture
+def real_mnist():
+    """The real files, when they are there: a test never fetches them over the network."""
+    if not all((raw_dir() / name).is_file() for name in RAW_FILES):
+        pytest.skip("real MNIST is not in the data folder: run `make data`")
+
+
+def test_real_training_set(real_mnist):
     images, labels = load_mnist("train")
     assert images.shape == (60_000, 28, 28) and images.dtype == torch.uint8
     assert labels.shape == (60_000,) and labels.dtype == torch.int64
@@ -19,7 +26,7 @@ def test_real_training_set():
     assert abs(images.float().div(255).mean().item() - 0.1307) < 1e-3
 
 
-def test_real_test_set():
+def test_real_test_set(real_mnist):
     images, labels = load_mnist("test")
     assert images.shape == (10_000, 28, 28)
     counts = torch.bincount(labels).tolist()
