@@ -137,7 +137,7 @@ def _is_zero_polynomial(expr: sp.Expr) -> bool | None:
         return None
 
 
-def _normalise_exponents(expr: sp.Expr) -> sp.Expr:
+def normalise_exponents(expr: sp.Expr) -> sp.Expr:
     """exp(a) -> exp(cancel(a)): equal exponents written differently become the same atom."""
     return expr.replace(
         lambda e: isinstance(e, sp.exp), lambda e: sp.exp(sp.cancel(sp.expand(e.args[0])))
@@ -160,7 +160,7 @@ def vanishes(expr: sp.Basic) -> bool:
     polynomial = _is_zero_polynomial(expr)
     if polynomial is not None:
         return polynomial
-    for step in (sp.expand, sp.cancel, lambda e: sp.simplify(_normalise_exponents(e))):
+    for step in (sp.expand, sp.cancel, lambda e: sp.simplify(normalise_exponents(e))):
         if step(expr) == 0:
             return True
     return False

@@ -177,6 +177,14 @@ def sizes_scope(sizes) -> str:
     return "n = " + ", ".join(map(str, sizes))
 
 
+def per_size_check(title: str, claimed: str, agrees, sizes, scope: str = "",
+                   details: str | None = None) -> Check:
+    """A claim about n x n matrices, proved for every n in ``sizes``: ``agrees(n)`` is True
+    when the identity holds at size n. ``scope`` adds to the printed range of sizes."""
+    return Check(title, claimed, all(agrees(size) for size in sizes), len(sizes),
+                 sizes_scope(sizes) + scope, details=details)
+
+
 def check_det_expansion(claim: sp.Expr = DET_EXPANSION, sizes=SIZES) -> Check:
     """Eq. cov-det-expansion: the epsilon-series of det(I + eps A) to first order."""
 
@@ -185,14 +193,8 @@ def check_det_expansion(claim: sp.Expr = DET_EXPANSION, sizes=SIZES) -> Check:
         series = sp.series((sp.eye(size) + epsilon * A_).det(), epsilon, 0, 2)
         return vanishes((series - instantiate(claim, size, A=A_)).removeO())
 
-    lhs = r"\det(I + \varepsilon A)"
-    return Check(
-        "determinant near the identity",
-        statement(lhs, claim),
-        all(agrees(size) for size in sizes),
-        len(sizes),
-        sizes_scope(sizes),
-    )
+    claimed = statement(r"\det(I + \varepsilon A)", claim)
+    return per_size_check("determinant near the identity", claimed, agrees, sizes)
 
 
 def check_jacobi(claim: sp.Expr = JACOBI, sizes=SIZES) -> Check:
@@ -203,14 +205,8 @@ def check_jacobi(claim: sp.Expr = JACOBI, sizes=SIZES) -> Check:
         lhs = M_.det().diff(t)
         return vanishes(lhs - instantiate(claim, size, M=M_, **{r"\dot{M}": M_.diff(t)}))
 
-    lhs = r"\frac{d}{dt} \det M(t)"
-    return Check(
-        "Jacobi's formula",
-        statement(lhs, claim),
-        all(agrees(size) for size in sizes),
-        len(sizes),
-        sizes_scope(sizes),
-    )
+    claimed = statement(r"\frac{d}{dt} \det M(t)", claim)
+    return per_size_check("Jacobi's formula", claimed, agrees, sizes)
 
 
 def check_det_remainder(claim: sp.Expr = DET_FIRST_ORDER, sizes=SIZES) -> Check:
@@ -230,12 +226,9 @@ def check_det_remainder(claim: sp.Expr = DET_FIRST_ORDER, sizes=SIZES) -> Check:
             return False
         return min(sum(powers) for powers in sp.Poly(remainder, *B_).monoms()) >= 2
 
-    return Check(
+    return per_size_check(
         "determinant near the identity: the remainder is of second order",
-        statement(r"\det(I + B)", claim, " + R(B)"),
-        all(agrees(size) for size in sizes),
-        len(sizes),
-        sizes_scope(sizes),
+        statement(r"\det(I + B)", claim, " + R(B)"), agrees, sizes,
         details=r"\text{where every monomial of } R(B) \text{ in the entries } B_{jk}"
         r"\text{ has degree} \ge 2",
     )
@@ -249,12 +242,10 @@ def check_log_det_rate(claim: sp.Expr = LOG_DET_RATE, sizes=SIZES) -> Check:
         rate = flow.d_dt(sp.log(flow.M.det()))
         return vanishes(rate - instantiate(claim, size, J=flow.J))
 
-    return Check(
+    return per_size_check(
         "the log-determinant of the flow map's Jacobian",
         statement(r"\frac{d}{dt} \log \det M", claim, r" \quad\text{for}\quad \dot{M} = J M"),
-        all(agrees(size) for size in sizes),
-        len(sizes),
-        rf"{sizes_scope(sizes)},\ J(t) \text{{ general}}",
+        agrees, sizes, r",\ J(t) \text{ general}",
     )
 
 
@@ -269,12 +260,10 @@ def check_liouville(claim: sp.Expr = LIOUVILLE, sizes=SIZES) -> Check:
         ratio_constant = vanishes(flow.d_dt(flow.M.det() / value))
         return starts_at_one and ratio_constant
 
-    return Check(
+    return per_size_check(
         "Liouville's formula",
         statement(r"\det M(t)", claim, r" \quad\text{for}\quad \dot{M} = J M,\ M(0) = I"),
-        all(agrees(size) for size in sizes),
-        len(sizes),
-        rf"{sizes_scope(sizes)},\ J(t) \text{{ general}}",
+        agrees, sizes, r",\ J(t) \text{ general}",
     )
 
 

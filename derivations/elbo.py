@@ -27,6 +27,7 @@ from _check import (
     gaussian_expectation,
     latex,
     normal_pdf,
+    normalise_exponents,
     product,
     report,
     same_positive,
@@ -34,7 +35,6 @@ from _check import (
     terms,
     vanishes,
 )
-from _check import _normalise_exponents as normalise_exponents
 
 x, z = sp.symbols("x z", real=True)
 s = sp.Symbol("s", positive=True)  # the standard deviation of the observation noise
