@@ -31,8 +31,8 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from dgm.config import data_dir
-from dgm.data import ensure_mnist, load_mnist
-from dgm.training import dynamic_binarize, images_to_unit, train_epoch
+from dgm.data import dynamic_binarize, ensure_mnist, images_to_unit, load_mnist
+from dgm.training import train_epoch
 from dgm.vae import VAE, analytic_kl_loss
 
 BATCH = 128

@@ -9,7 +9,7 @@ the term of the ELBO that needs no sampling. This script computes KL(q || p) = E
 by integrating against q, in one dimension (against N(0, 1) and against a general Gaussian) and
 for diagonal Gaussians in D = 1, 2, 3 dimensions, and compares the results with the closed forms
 of the chapter "The ELBO" (eq. elbo-gaussian-kl). It also proves that the log-density used by
-`dgm.vae.log_normal_pdf` (eq. elbo-log-normal) is the logarithm of a probability density with
+`dgm.gaussian.log_normal_pdf` (eq. elbo-log-normal) is the logarithm of a probability density with
 mean mu and variance sigma^2.
 
 Run alone: python derivations/gaussian_kl.py   (exit status 1 if an identity fails)

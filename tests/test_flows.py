@@ -25,8 +25,8 @@ from dgm.flows import (
     odeint_rk4,
     probes,
     rk4_step,
-    standard_normal_log_pdf,
 )
+from dgm.gaussian import standard_normal_log_pdf
 
 FLOAT64 = torch.float64
 

@@ -17,6 +17,7 @@ from dgm.nerf import (
     get_rays,
     intrinsics,
     look_at,
+    orbit_poses,
     positional_encoding,
     psnr,
     render_gradients,
@@ -25,7 +26,7 @@ from dgm.nerf import (
     transmittance,
     volume_render,
 )
-from dgm.nerf_scene import camera_positions, make_posed_images, orbit_poses
+from dgm.nerf_scene import camera_positions, make_posed_images
 
 FLOAT64 = torch.float64
 

@@ -1,5 +1,5 @@
-"""Tests of dgm.training: batching, dynamic binarization, the loop's non-finite-loss stop,
-the progress bar, and atomic checkpoints."""
+"""Tests of dgm.training: batching, the loop's non-finite-loss stop, the progress bar, and
+atomic checkpoints."""
 
 from __future__ import annotations
 
@@ -12,43 +12,13 @@ from torch import nn
 import dgm.training as training
 from dgm.training import (
     NonFiniteLossError,
-    dynamic_binarize,
     evaluate,
     fit,
-    images_to_unit,
     load_checkpoint,
     minibatches,
     save_checkpoint,
     train_epoch,
 )
-
-
-def test_images_to_unit():
-    images = torch.tensor([[[0, 255], [51, 102]]], dtype=torch.uint8)  # (1, 2, 2)
-    x = images_to_unit(images)
-    assert x.shape == (1, 4) and x.dtype == torch.float32
-    torch.testing.assert_close(x, torch.tensor([[0.0, 1.0, 0.2, 0.4]]))
-    with pytest.raises(ValueError, match="uint8"):
-        images_to_unit(images.float())
-
-
-def test_dynamic_binarize_is_bernoulli_in_the_intensity():
-    p = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).repeat(40_000, 1)  # (N, 5)
-    g = torch.Generator().manual_seed(0)
-    b = dynamic_binarize(p, g)
-    assert set(b.unique().tolist()) <= {0.0, 1.0}
-    freq = b.mean(0)
-    se = torch.sqrt(p[0] * (1 - p[0]) / len(p))
-    assert ((freq - p[0]).abs() <= 5 * se).all()
-    # Fresh pixels at every call: two calls differ, the same seed repeats.
-    assert not torch.equal(b, dynamic_binarize(p, g))
-    assert torch.equal(b, dynamic_binarize(p, torch.Generator().manual_seed(0)))
-
-
-@pytest.mark.parametrize("value", [1.5, -0.1, math.nan])
-def test_dynamic_binarize_rejects_non_intensities(value):
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        dynamic_binarize(torch.tensor([0.5, value]))
 
 
 def test_minibatches_cover_every_index_once():

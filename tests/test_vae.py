@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
+from dgm.gaussian import log_normal_pdf
 from dgm.plotting import tile
 from dgm.vae import (
     VAE,
@@ -20,7 +21,6 @@ from dgm.vae import (
     gaussian_kl,
     gradient_variance,
     iwae_bound,
-    log_normal_pdf,
     reparameterize,
     score_function_loss,
     sgvb_loss,

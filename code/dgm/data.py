@@ -203,3 +203,28 @@ def load_mnist(split: str = "train", root=None) -> tuple[torch.Tensor, torch.Ten
 if __name__ == "__main__":
     folder = ensure_mnist()
     print(f"MNIST raw files verified in {folder}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Transforms: raw images to the model's input.
+
+
+def images_to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, H, W) in {0..255} -> float32 rows (N, H*W) in [0, 1]."""
+    if images.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8 (as loaded), got dtype {images.dtype}")
+    if images.dim() < 2:
+        raise ValueError(f"images must have shape (N, ...), got {tuple(images.shape)}")
+    return images.reshape(len(images), -1).float() / 255.0  # (N, H*W)
+
+
+def dynamic_binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A fresh binary image per call: each pixel is 1 with probability equal to its intensity.
+
+    Reading grey levels in [0, 1] as Bernoulli probabilities and resampling at every use is the
+    usual treatment of MNIST for Bernoulli likelihoods (it also acts as a regulariser).
+    """
+    if not ((x >= 0) & (x <= 1)).all():  # one pass; NaN fails both comparisons
+        raise ValueError("dynamic_binarize needs finite intensities in [0, 1]; divide by 255")
+    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return (u < x).to(x.dtype)  # P(u < x) = x: a Bernoulli(x) draw per pixel

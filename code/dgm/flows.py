@@ -287,12 +287,6 @@ def flow_map_jacobian(
     return z1.detach(), torch.stack(rows, dim=1)  # (B, d), (B, d, d)
 
 
-def standard_normal_log_pdf(z: torch.Tensor) -> torch.Tensor:
-    """log N(z; 0, I) summed over the last dimension: (B, d) -> (B,)."""
-    d = z.shape[-1]
-    return -0.5 * z.pow(2).sum(dim=-1) - 0.5 * d * math.log(2.0 * math.pi)
-
-
 # ----------------------------------------------------------------------------------------------
 # Vector fields.
 

@@ -276,18 +276,10 @@ def get_batch(
     y is x shifted left by one: y[b, t] = x[b, t + 1] is the token that follows x[b, :t + 1].
     A window that starts at a BOS is exactly "the sequence shifted right behind a BOS".
     """
-    if data.dim() != 1 or len(data) <= block_size:
-        raise ValueError(
-            f"data must be a 1-D id tensor longer than block_size={block_size}, "
-            f"got shape {tuple(data.shape)}"
-        )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)  # (B,)
-    offsets = torch.arange(block_size)  # (T,)
-    x = data[starts[:, None] + offsets]  # (B, T)
-    y = data[starts[:, None] + offsets + 1]  # (B, T)
-    return x, y
+    windows = random_windows(data, block_size, batch_size * block_size, generator)  # (B, T + 1)
+    return windows[:, :-1], windows[:, 1:]  # x (B, T), y (B, T)
 
 
 @torch.no_grad()

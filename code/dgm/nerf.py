@@ -334,3 +334,32 @@ def render_rays(
     d = directions[:, None, :].expand(R, n_samples, 3)  # (R, N, 3)
     rgb, sigma = field(x, d)  # (R, N, 3), (R, N)
     return volume_render(sigma, rgb, t, far)
+
+
+# ----------------------------------------------------------------------------------------------
+# Cameras around a scene, and whole images of a field.
+
+
+def orbit_poses(positions: torch.Tensor) -> torch.Tensor:
+    """Camera-to-world matrices (V, 4, 4) of cameras at ``positions`` (V, 3) facing the origin."""
+    return torch.stack([look_at(eye, torch.zeros(3, dtype=torch.float64)) for eye in positions])
+
+
+def render_views(field, poses: torch.Tensor, K: torch.Tensor, height: int, width: int,
+                 near: float, far: float, n_samples: int, chunk: int = 4096
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render images (V, H, W, 3) and depth maps (V, H, W) of ``field`` at midpoint samples."""
+    images, depths = [], []
+    for c2w in poses:
+        origins, directions = get_rays(K, c2w, height, width)  # (H, W, 3) each
+        origins, directions = origins.reshape(-1, 3), directions.reshape(-1, 3)  # (H W, 3)
+        colour, depth = [], []
+        for start in range(0, origins.shape[0], chunk):
+            c, _, z, _ = render_rays(field, origins[start:start + chunk],
+                                     directions[start:start + chunk], near, far, n_samples,
+                                     perturb=False)
+            colour.append(c)
+            depth.append(z)
+        images.append(torch.cat(colour).reshape(height, width, 3))  # (H, W, 3)
+        depths.append(torch.cat(depth).reshape(height, width))  # (H, W)
+    return torch.stack(images), torch.stack(depths)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dgm.nerf import get_rays, intrinsics, look_at, render_rays
+from dgm.nerf import get_rays, intrinsics, render_views
 
 
 @dataclass
@@ -96,26 +96,6 @@ class PosedImages:
         return origins, directions, self.images.reshape(V * H * W, 3)  # (V H W, 3) each
 
 
-def render_views(field, poses: torch.Tensor, K: torch.Tensor, height: int, width: int,
-                 near: float, far: float, n_samples: int, chunk: int = 4096
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render images (V, H, W, 3) and depth maps (V, H, W) of ``field`` at midpoint samples."""
-    images, depths = [], []
-    for c2w in poses:
-        origins, directions = get_rays(K, c2w, height, width)  # (H, W, 3) each
-        origins, directions = origins.reshape(-1, 3), directions.reshape(-1, 3)  # (H W, 3)
-        colour, depth = [], []
-        for start in range(0, origins.shape[0], chunk):
-            c, _, z, _ = render_rays(field, origins[start:start + chunk],
-                                     directions[start:start + chunk], near, far, n_samples,
-                                     perturb=False)
-            colour.append(c)
-            depth.append(z)
-        images.append(torch.cat(colour).reshape(height, width, 3))  # (H, W, 3)
-        depths.append(torch.cat(depth).reshape(height, width))  # (H, W)
-    return torch.stack(images), torch.stack(depths)
-
-
 def make_posed_images(poses: torch.Tensor, height: int, width: int, fov_degrees: float = 30.0,
                       near: float = 2.5, far: float = 5.5, n_samples: int = 256,
                       scene: SoftSpheres | None = None) -> PosedImages:
@@ -126,8 +106,3 @@ def make_posed_images(poses: torch.Tensor, height: int, width: int, fov_degrees:
     with torch.no_grad():
         images, depths = render_views(scene, poses, K, height, width, near, far, n_samples)
     return PosedImages(images.float(), poses, K, near, far, depths.float())
-
-
-def orbit_poses(positions: torch.Tensor) -> torch.Tensor:
-    """Camera-to-world matrices (V, 4, 4) of cameras at ``positions`` (V, 3) facing the origin."""
-    return torch.stack([look_at(eye, torch.zeros(3, dtype=torch.float64)) for eye in positions])

@@ -3,7 +3,6 @@
 - The data set is held in memory as one tensor and cut into shuffled minibatches by indexing
   (:func:`minibatches`), instead of a per-item ``DataLoader``: on a CPU that is several times
   faster for a data set the size of MNIST.
-- :func:`dynamic_binarize` draws fresh binary pixels every time a batch is used.
 - :func:`train_epoch` and :func:`fit` run the loop, with a tqdm progress bar, and stop with
   :class:`NonFiniteLossError` the moment a loss is NaN or infinite.
 - :func:`save_checkpoint` writes a temporary file and renames it into place (``os.replace``), so
@@ -29,27 +28,6 @@ from dgm.files import write_atomically
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the message says where and what to try."""
-
-
-def images_to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, H, W) in {0..255} -> float32 rows (N, H*W) in [0, 1]."""
-    if images.dtype != torch.uint8:
-        raise ValueError(f"images must be uint8 (as loaded), got dtype {images.dtype}")
-    if images.dim() < 2:
-        raise ValueError(f"images must have shape (N, ...), got {tuple(images.shape)}")
-    return images.reshape(len(images), -1).float() / 255.0  # (N, H*W)
-
-
-def dynamic_binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A fresh binary image per call: each pixel is 1 with probability equal to its intensity.
-
-    Reading grey levels in [0, 1] as Bernoulli probabilities and resampling at every use is the
-    usual treatment of MNIST for Bernoulli likelihoods (it also acts as a regulariser).
-    """
-    if not ((x >= 0) & (x <= 1)).all():  # one pass; NaN fails both comparisons
-        raise ValueError("dynamic_binarize needs finite intensities in [0, 1]; divide by 255")
-    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    return (u < x).to(x.dtype)  # P(u < x) = x: a Bernoulli(x) draw per pixel
 
 
 def minibatches(

@@ -25,11 +25,11 @@ from torch import nn
 from tqdm import tqdm
 
 from dgm.config import DEVICE, seed_everything
-from dgm.inputs import check_finite
+from dgm.data import dynamic_binarize
+from dgm.gaussian import log_normal_pdf, normal_log_density, standard_normal_log_pdf
+from dgm.inputs import check_broadcastable, check_finite, check_same_shape
 from dgm.results import cached
-from dgm.training import History, dynamic_binarize, evaluate, fit
-
-LOG_2PI = math.log(2.0 * math.pi)
+from dgm.training import History, evaluate, fit
 
 # ----------------------------------------------------------------------------------------------
 # Input checks: a wrong shape or a NaN should fail loudly, at the line that received it.
@@ -39,21 +39,6 @@ def _check_finite(name: str, tensor: torch.Tensor) -> None:
     check_finite(
         name, tensor, "check the data and, if it came from training, lower the learning rate."
     )
-
-
-def _check_same_shape(**tensors: torch.Tensor) -> None:
-    shapes = {name: tuple(t.shape) for name, t in tensors.items()}
-    if len(set(shapes.values())) != 1:
-        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
-        raise ValueError(f"shapes must match, got {listed}")
-
-
-def _check_broadcastable(**tensors: torch.Tensor) -> None:
-    try:
-        torch.broadcast_shapes(*(t.shape for t in tensors.values()))
-    except RuntimeError:
-        listed = ", ".join(f"{name} {tuple(t.shape)}" for name, t in tensors.items())
-        raise ValueError(f"shapes cannot be broadcast together: {listed}") from None
 
 
 def check_images(x: torch.Tensor, x_dim: int) -> None:
@@ -78,19 +63,6 @@ def check_images(x: torch.Tensor, x_dim: int) -> None:
 # Densities and divergences (the formulas of the ELBO chapter).
 
 
-def log_normal_pdf(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(x; mean, diag(exp(logvar))), summed over the last dimension.
-
-    Per coordinate: -1/2 [log(2 pi) + logvar + (x - mean)^2 / exp(logvar)]. The three
-    arguments must broadcast together; the result has their broadcast shape without the last
-    dimension.
-    """
-    for name, t in (("x", x), ("mean", mean), ("logvar", logvar)):
-        _check_finite(name, t)
-    _check_broadcastable(x=x, mean=mean, logvar=logvar)
-    return -0.5 * (LOG_2PI + logvar + (x - mean) ** 2 * torch.exp(-logvar)).sum(-1)
-
-
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL( N(mu, diag(exp(logvar))) || N(0, I) ), summed over the last dimension.
 
@@ -98,7 +70,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """
     _check_finite("mu", mu)
     _check_finite("logvar", logvar)
-    _check_same_shape(mu=mu, logvar=logvar)
+    check_same_shape(mu=mu, logvar=logvar)
     return 0.5 * (mu**2 + torch.exp(logvar) - 1.0 - logvar).sum(-1)
 
 
@@ -108,7 +80,7 @@ def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Ten
     Computed from the logits (no sigmoid, so no log(0)); summed over the last dimension.
     ``x`` broadcasts against ``logits``: a (B, P) batch scores (K, B, P) logits.
     """
-    _check_broadcastable(x=x, logits=logits)
+    check_broadcastable(x=x, logits=logits)
     # x log sigmoid(l) + (1 - x) log(1 - sigmoid(l)) = x l - softplus(l): two passes, no log(0).
     return (x * logits).sum(-1) - F.softplus(logits).sum(-1)
 
@@ -123,7 +95,7 @@ def reparameterize(
     """
     _check_finite("mu", mu)
     _check_finite("logvar", logvar)
-    _check_same_shape(mu=mu, logvar=logvar)
+    check_same_shape(mu=mu, logvar=logvar)
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
     sigma = torch.exp(0.5 * logvar)
     return mu + sigma * eps
@@ -303,9 +275,8 @@ def importance_log_weights(
         eps = torch.randn((n, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + sigma * eps  # (n, B, D)
         log_px_z = bernoulli_log_likelihood(x, model.decode(z))  # (n, B)
-        # log N(z; 0, I) and log N(z; mu, sigma^2), the latter with (z - mu) / sigma = eps.
-        log_pz = -0.5 * (LOG_2PI + z**2).sum(-1)  # (n, B)
-        log_qz_x = -0.5 * (LOG_2PI + logvar + eps**2).sum(-1)  # (n, B)
+        log_pz = standard_normal_log_pdf(z)  # (n, B): log N(z; 0, I)
+        log_qz_x = normal_log_density(z, mu, logvar)  # (n, B): log N(z; mu, sigma^2)
         log_w.append(log_px_z + log_pz - log_qz_x)
     return torch.cat(log_w)  # (K, B)
 
