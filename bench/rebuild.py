@@ -6,7 +6,8 @@
 
 Each scenario makes one edit in this checkout, rebuilds with the bare ``jupyter-book build``
 command, records which chapters were executed and the wall time, then undoes the edit and
-rebuilds again (the undo is timed too). Edits are always undone, even on failure. The first build
+rebuilds again (the undo is timed too: an undone module edit re-runs its chapters once more,
+an undone cell edit finds the chapter's earlier result still valid). Edits are always undone, even on failure. The first build
 (to bring the cache up to date) is not timed. Editing ``dgm/vae.py`` in full mode retrains both
 VAEs, twice (edit and undo): leave it out with ``--only`` unless there is an hour to spare.
 """
@@ -30,7 +31,12 @@ EXECUTED = re.compile(r"book/(\w+)\.md: Executing notebook")
 class Scenario:
     name: str
     path: str  # the file edited, relative to the repository
-    expected: set[str]  # chapters that must execute after the edit (and again after its undo)
+    expected: set[str]  # chapters that must execute after the edit
+
+    def expected_after_undo(self) -> set[str]:
+        """An edited module's old records were dropped, so its chapters run again; a chapter
+        whose cells come back as they were finds its old, still valid, record instead."""
+        return set() if self.path.endswith(".md") else self.expected
 
     def edit(self, text: str) -> str:
         if self.path.endswith(".md"):  # a comment line at the end of the training-curve cell
@@ -94,10 +100,11 @@ def main() -> int:
         if path:
             steps.append(("undo", build(args.full)))
         for step, (seconds, ran, code) in steps:
-            ok = code == 0 and ran == scenario.expected
+            expected = scenario.expected if step == "edit" else scenario.expected_after_undo()
+            ok = code == 0 and ran == expected
             failures += not ok
             print(f"{scenario.name:<20}{step:<7}{seconds:9.1f}  {sorted(ran) or '[]'}"
-                  f"  ({sorted(scenario.expected) or '[]'}){'' if ok else '  <-- UNEXPECTED'}")
+                  f"  ({sorted(expected) or '[]'}){'' if ok else '  <-- UNEXPECTED'}")
     print("every scenario re-ran exactly the expected chapters" if not failures
           else f"{failures} step(s) did not re-run exactly the expected chapters")
     return 1 if failures else 0
