@@ -8,8 +8,9 @@ Each scenario makes one edit in this checkout, rebuilds with the bare ``jupyter-
 command, records which chapters were executed and the wall time, then undoes the edit and
 rebuilds again (the undo is timed too: an undone module edit re-runs its chapters once more,
 an undone cell edit finds the chapter's earlier result still valid). Edits are always undone,
-even on failure. The first build (to bring the cache up to date) is not timed. Editing ``dgm/vae.py`` in full mode retrains both
-VAEs, twice (edit and undo): leave it out with ``--only`` unless there is an hour to spare.
+even on failure. The first build (to bring the cache up to date) is not timed. Editing
+``dgm/vae.py`` in full mode retrains both VAEs, twice (edit and undo): leave it out with
+``--only`` unless there is an hour to spare.
 """
 
 from __future__ import annotations
