@@ -138,6 +138,7 @@ def drop_stale_records(app, env, added, changed, removed) -> list[str]:
     has_record = {by_path[r["uri"]] for r in kept.values()}
     rerun |= runs_code - has_record  # a page with code but no result yet
     write_atomically(stamp, json.dumps(kept, indent=1).encode())
+    app.dgm_kept_records = set(kept)
     stale = sorted(rerun - set(added) - set(changed))
     if stale:
         LOGGER.info("fresh_results: re-running %s (what they import changed, or no result yet)",
@@ -153,10 +154,13 @@ def vouch_for_new_records(app, exception) -> None:
     if exception is not None or not start_keys:
         return
     cache, stamp = _open_cache(app)
+    new = [r for r in cache.list_cache_records() if _record_id(r) not in app.dgm_kept_records]
+    if not new:  # nothing was executed: the stamp already holds every record
+        return
     keys, _ = chapter_keys(app)
     unchanged = {_uri(app.env, d): k for d, k in start_keys.items() if keys.get(d) == k}
     vouched = _read_stamp(stamp)
-    for record in cache.list_cache_records():
+    for record in new:
         key = unchanged.get(record.uri)
         if key is not None:
             vouched.setdefault(_record_id(record), {"uri": record.uri, "key": key})
