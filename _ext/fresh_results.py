@@ -116,6 +116,10 @@ def _read_stamp(stamp: Path) -> dict:
         return {}
 
 
+def _write_stamp(stamp: Path, vouched: dict) -> None:
+    write_atomically(stamp, json.dumps(vouched, indent=1).encode())
+
+
 def drop_stale_records(app, env, added, changed, removed) -> list[str]:
     """Remove every cache record not vouched for under its chapter's key; re-read those pages."""
     cache, stamp = _open_cache(app)
@@ -137,7 +141,7 @@ def drop_stale_records(app, env, added, changed, removed) -> list[str]:
             rerun.add(docname)
     has_record = {by_path[r["uri"]] for r in kept.values()}
     rerun |= runs_code - has_record  # a page with code but no result yet
-    write_atomically(stamp, json.dumps(kept, indent=1).encode())
+    _write_stamp(stamp, kept)
     app.dgm_kept_records = set(kept)
     stale = sorted(rerun - set(added) - set(changed))
     if stale:
@@ -164,7 +168,7 @@ def vouch_for_new_records(app, exception) -> None:
         key = unchanged.get(record.uri)
         if key is not None:
             vouched.setdefault(_record_id(record), {"uri": record.uri, "key": key})
-    write_atomically(stamp, json.dumps(vouched, indent=1).encode())
+    _write_stamp(stamp, vouched)
 
 
 def check_local_packages(app, config) -> None:

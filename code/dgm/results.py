@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from dgm.config import DEVICE, REPO_ROOT, read_flag
+from dgm.data import sha256
 from dgm.dependencies import SourceTree, digest_files
 from dgm.files import write_atomically
 
@@ -133,15 +134,11 @@ def _key_parts(name: str, compute: Callable, config, code: str, data: str) -> di
     }
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _load(payload: Path, manifest: Path):
     """The stored result, or None when the entry is missing, partial or damaged."""
     try:
         recorded = json.loads(manifest.read_text())["sha256"]
-        if _sha256(payload) != recorded:
+        if sha256(payload) != recorded:
             return None
         return torch.load(payload, map_location=DEVICE, weights_only=True)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError):
@@ -206,6 +203,6 @@ def cached(
     with _random_state_kept():  # a computed and a stored result leave the same random state
         value = compute()
     write_atomically(payload, lambda f: torch.save(value, f), _readable(name))
-    record = {"sha256": _sha256(payload), "key": parts}
+    record = {"sha256": sha256(payload), "key": parts}
     write_atomically(manifest, json.dumps(record, indent=1).encode())
     return value
