@@ -31,6 +31,12 @@ class Check:
     second line that completes it: the symbols it abbreviates, or what else was proved about
     it. ``cases`` is how many separate instances were proved (every ``i`` and every ``N``, say)
     and ``scope`` the range they cover, in LaTeX.
+
+    ``label`` names the chapter equation the check proves (``nerf-grad-sigma`` for
+    ``$$ ... $$ (nerf-grad-sigma)``), ``equation`` is that equation's LaTeX exactly as the chapter
+    prints it, and ``claim`` the SymPy expression checked as its right-hand side. The tests
+    compare ``equation`` with the chapter's text under ``label``, so that the formula proved is
+    the formula printed.
     """
 
     name: str
@@ -39,6 +45,9 @@ class Check:
     cases: int = 1
     scope: str = ""
     details: str = ""
+    label: str = ""
+    equation: str = ""
+    claim: sp.Basic | None = None
 
     @property
     def status(self) -> str:
