@@ -4,9 +4,9 @@ Kingma and Welling (2014), eq. 1: for any density q(z | x),
 
     log p(x) = ELBO(q) + KL(q(z | x) || p(z | x)),   ELBO(q) = E_q[log p(x, z) - log q(z | x)],
 
-so the ELBO is a lower bound on log p(x), tight exactly when q is the true posterior. The
-chapter "The ELBO" proves this in general (eq. elbo-decomposition, theorem elbo-thm-gibbs); this
-script checks it in the conjugate Gaussian model
+so the ELBO, written B in the book, is a lower bound on log p(x), tight exactly when q is the
+true posterior. The chapter "The ELBO" proves this in general (eq. elbo-decomposition, eq.
+elbo-bound, theorem elbo-thm-gibbs); this script checks it in the conjugate Gaussian model
 
     z ~ N(0, 1),   x | z ~ N(z, s^2),   q(z) = N(m, v),
 
@@ -60,6 +60,18 @@ GAP_NONNEGATIVE = terms(
     product(half, (m - mu_star) ** 2 / v_star),
     product(half, terms(v / v_star, -1, -sp.log(v / v_star))),
 )
+
+# The labelled equations as the chapter "The ELBO" prints them (book/elbo.md).
+EQUATION_DECOMPOSITION = r"""
+\log p(x) =
+\underbrace{\mathbb{E}_{q(z \mid x)}\left[\log \frac{p(x, z)}{q(z \mid x)}\right]}_{\mathcal{B}(x)}
++ \underbrace{\mathbb{E}_{q(z \mid x)}\left[\log \frac{q(z \mid x)}{p(z \mid x)}\right]}_{
+  \operatorname{KL}(q(z \mid x) \,\Vert\, p(z \mid x))} .
+"""
+EQUATION_BOUND = r"""
+\mathcal{B}(x) = \mathbb{E}_{q(z \mid x)}\left[\log \frac{p(x, z)}{q(z \mid x)}\right]
+\leq \log p(x),
+"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +149,7 @@ def check_decomposition(claim: sp.Expr = GAP, posterior=POSTERIOR) -> Check:
     closed_form = at_posterior(claim, posterior)
     passed = vanishes(gap() - closed_form) and vanishes(kl_to_posterior() - closed_form)
     identity = (
-        r"\log p(x) - \mathcal{L}(m, v) = \operatorname{KL}\bigl(q \,\Vert\, p(z \mid x)\bigr)"
+        r"\log p(x) - \mathcal{B}(m, v) = \operatorname{KL}\bigl(q \,\Vert\, p(z \mid x)\bigr)"
     )
     # Two lines of details (the page typesets them under the identity): the claimed closed
     # form, then what its symbols stand for.
@@ -145,7 +157,13 @@ def check_decomposition(claim: sp.Expr = GAP, posterior=POSTERIOR) -> Check:
         "= " + latex(claim) + r" \\ " + where_posterior(posterior, r"q = \mathcal{N}(m, v),\quad ")
     )
     return Check(
-        "log-evidence minus ELBO is the KL to the posterior", identity, passed, details=details
+        "log-evidence minus ELBO is the KL to the posterior",
+        identity,
+        passed,
+        details=details,
+        label="elbo-decomposition",
+        equation=EQUATION_DECOMPOSITION,
+        claim=elbo() + closed_form,  # the right-hand side, B(m, v) + KL, in this model
     )
 
 
@@ -153,7 +171,7 @@ def check_tight_at_posterior(posterior=POSTERIOR) -> Check:
     """The gap vanishes when q is the true posterior."""
     mean, variance = posterior
     passed = vanishes(gap().subs({m: mean, v: variance}))
-    tex = r"\log p(x) - \mathcal{L}(\mu_*, v_*) = 0"
+    tex = r"\log p(x) - \mathcal{B}(\mu_*, v_*) = 0"
     return Check(
         "the bound is tight at the posterior", tex, passed, details=where_posterior(posterior)
     )
@@ -169,7 +187,7 @@ def check_unique_stationary_point(posterior=POSTERIOR) -> Check:
         and vanishes(solutions[0][m] - mean)
         and vanishes(solutions[0][v] - variance)
     )
-    tex = r"\nabla_{m, v} \bigl(\log p(x) - \mathcal{L}(m, v)\bigr) = 0 \iff (m, v) = (\mu_*, v_*)"
+    tex = r"\nabla_{m, v} \bigl(\log p(x) - \mathcal{B}(m, v)\bigr) = 0 \iff (m, v) = (\mu_*, v_*)"
     return Check(
         "the only stationary point of the gap is the posterior",
         tex,
@@ -179,23 +197,25 @@ def check_unique_stationary_point(posterior=POSTERIOR) -> Check:
 
 
 def check_gap_nonnegative(claim: sp.Expr = GAP_NONNEGATIVE, posterior=POSTERIOR) -> Check:
-    """ELBO <= log p(x), equality only at the posterior: the gap equals the claim, a sum of
-    1/2 (m - mu_*)^2 / v_* >= 0 and 1/2 phi(v / v_*) with phi(r) = r - 1 - log r, and phi >= 0
-    with equality only at r = 1 because phi(1) = 0, phi'(1) = 0 and phi'' = 1 / r^2 > 0."""
-    r = sp.Symbol("r", positive=True)
-    phi = r - 1 - sp.log(r)
-    phi_is_nonnegative = (
-        vanishes(phi.subs(r, 1))
-        and vanishes(phi.diff(r).subs(r, 1))
-        and phi.diff(r, 2).is_positive is True
+    """Eq. elbo-bound, ELBO <= log p(x) with equality only at the posterior: the gap equals the
+    claim, a sum of 1/2 (m - mu_*)^2 / v_* >= 0 and 1/2 g(v / v_*) with g(u) = u - 1 - log u, and
+    g >= 0 with equality only at u = 1 because g(1) = 0, g'(1) = 0 and g'' = 1 / u^2 > 0."""
+    u = sp.Symbol("u", positive=True)
+    g = u - 1 - sp.log(u)
+    g_is_nonnegative = (
+        vanishes(g.subs(u, 1)) and vanishes(g.diff(u).subs(u, 1)) and g.diff(u, 2).is_positive
     )
-    passed = vanishes(gap() - at_posterior(claim, posterior)) and phi_is_nonnegative
-    lhs = r"\log p(x) - \mathcal{L}(m, v)"
+    closed_form = at_posterior(claim, posterior)
+    passed = vanishes(gap() - closed_form) and g_is_nonnegative is True
+    lhs = r"\log p(x) - \mathcal{B}(m, v)"
     return Check(
         "the gap is a sum of non-negative terms",
         statement(lhs, claim),
         passed,
         details=where_posterior(posterior),
+        label="elbo-bound",
+        equation=EQUATION_BOUND,
+        claim=closed_form,  # log p(x) - B(m, v) in this model, the gap the bound says is >= 0
     )
 
 
