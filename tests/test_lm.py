@@ -239,6 +239,22 @@ def test_top_p_keeps_the_smallest_nucleus(p, seed):
     assert smaller < p + 1e-6
 
 
+def test_ties_go_to_the_smaller_token_id():
+    """Most probable first, equal logits in increasing id: top-k, the nucleus and greedy
+    decoding each pick one definite set when tokens tie at the edge (lm_theory, lm-sampling)."""
+    logits = torch.tensor([[0.0, 2.0, 1.0, 2.0, 2.0, 1.0]])  # ids 1, 3 and 4 tie at the top
+    kept = lambda filtered: torch.isfinite(filtered)[0].nonzero().flatten().tolist()  # noqa: E731
+    assert kept(top_k_filter(logits, 2)) == [1, 3]
+    assert kept(top_k_filter(logits, 4)) == [1, 2, 3, 4]
+    top = torch.softmax(logits, -1)[0, 1].item()  # the probability of each tied token
+    assert kept(top_p_filter(logits, 1.5 * top)) == [1, 3]
+    assert kept(top_p_filter(logits, 0.5 * top)) == [1]
+    assert sample_next(logits, 0.0).item() == 1
+    flat = torch.zeros(2, 1000)  # every token ties: the first ids are kept, in both rows
+    assert (torch.isfinite(top_k_filter(flat, 10)) == (torch.arange(1000) < 10)).all()
+    assert (torch.isfinite(top_p_filter(flat, 0.0095)) == (torch.arange(1000) < 10)).all()
+
+
 def test_sampling_bad_input():
     logits = torch.zeros(1, V)
     for bad in (0, V + 1, 2.5):

@@ -476,20 +476,29 @@ def trained_gpt(
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the k largest logits of each row (B, V), set the rest to -inf (Fan et al., 2018)."""
+    """Keep the k largest logits of each row (B, V), set the rest to -inf (Fan et al., 2018).
+
+    Most probable first, and of equal logits the smaller token id first (a stable sort), so
+    that the set kept is one definite set when ties straddle the k-th place.
+    """
     V = logits.size(-1)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= V:
         raise ValueError(f"top_k must be an integer in 1..{V} (the vocabulary size), got {k!r}")
-    values, indices = torch.topk(logits, k, dim=-1)  # (B, k), (B, k)
-    return torch.full_like(logits, float("-inf")).scatter(-1, indices, values)  # (B, V)
+    order = torch.sort(logits, dim=-1, descending=True, stable=True).indices[..., :k]  # (B, k)
+    values = logits.gather(-1, order)  # (B, k)
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, values)  # (B, V)
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Nucleus filter (Holtzman et al., 2020): keep the smallest set of most probable tokens
-    whose probabilities sum to at least p, set the rest to -inf. Rows (B, V)."""
+    whose probabilities sum to at least p, set the rest to -inf. Rows (B, V).
+
+    Tokens are taken most probable first, and of equal logits the smaller id first (a stable
+    sort), so that the nucleus is one definite set when ties straddle its edge.
+    """
     if not 0.0 < p <= 1.0:
         raise ValueError(f"top_p must lie in (0, 1], got {p}")
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V), (B, V)
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)  # (B, V)
     probs = F.softmax(sorted_logits, dim=-1)  # (B, V)
     before = torch.cumsum(probs, dim=-1) - probs  # (B, V): mass of the better tokens
     drop = before >= p  # the first token is always kept (before = 0 < p)
@@ -506,8 +515,9 @@ def sample_next(
 ) -> torch.Tensor:
     """One token per row from the last-position logits (B, V): returns ids (B, 1).
 
-    temperature = 0 is greedy decoding (argmax); otherwise the logits are divided by the
-    temperature, filtered by top-k and/or top-p, and a token is drawn from their softmax.
+    temperature = 0 is greedy decoding (argmax, the smaller id among equal logits); otherwise
+    the logits are divided by the temperature, filtered by top-k and/or top-p, and a token is
+    drawn from their softmax.
     """
     if not math.isfinite(temperature) or temperature < 0:
         raise ValueError(
