@@ -48,18 +48,21 @@ ray_segments = st.integers(min_value=1, max_value=12).flatmap(
         st.lists(st.floats(0.0, 1.0), min_size=3 * N, max_size=3 * N),  # c_i
         st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3),  # C
         st.floats(0.0, 4.0),  # t_1
+        st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3),  # c_bg
     )
 )
 
 
-def as_ray(sigma, delta, c, C, t1):
-    """One ray (R = 1) from the densities, gaps, colours, target colour and first depth."""
+def as_ray(sigma, delta, c, C, t1, c_bg=None):
+    """One ray (R = 1) from the densities, gaps, colours, target colour and first depth; with
+    ``c_bg`` given, also returns the background colour (1, 3)."""
     delta = torch.tensor(delta, dtype=FLOAT64)
     t = t1 + torch.cat([torch.zeros(1, dtype=FLOAT64), torch.cumsum(delta, 0)[:-1]])  # (N,)
     far = (t[-1] + delta[-1]).item()
     sigma = torch.tensor(sigma, dtype=FLOAT64)[None]  # (1, N)
     rgb = torch.tensor(c, dtype=FLOAT64).reshape(1, -1, 3)  # (1, N, 3)
-    return sigma, rgb, t[None], far, torch.tensor(C, dtype=FLOAT64)[None]
+    ray = sigma, rgb, t[None], far, torch.tensor(C, dtype=FLOAT64)[None]
+    return ray if c_bg is None else (*ray, torch.tensor(c_bg, dtype=FLOAT64)[None])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -69,7 +72,7 @@ def as_ray(sigma, delta, c, C, t1):
 @settings(max_examples=200, deadline=None)
 @given(ray_segments)
 def test_weights_are_non_negative_and_sum_to_at_most_one(segment):
-    sigma, rgb, t, far, _ = as_ray(*segment)
+    sigma, rgb, t, far, _ = as_ray(*segment[:5])
     _, weights, _, opacity = volume_render(sigma, rgb, t, far)
     assert (weights >= 0).all()
     assert (weights.sum(-1) <= 1 + 1e-12).all()
@@ -83,6 +86,18 @@ def test_constant_colour_renders_to_colour_times_opacity():
     rgb = colour_field.expand(64, 20, 3)
     colour, _, _, opacity = volume_render(sigma, rgb, t, far)
     torch.testing.assert_close(colour, opacity[:, None] * colour_field, rtol=0, atol=1e-12)
+
+
+def test_constant_colour_in_front_of_a_background_renders_the_opacity_blend():
+    sigma, _, t, far, _ = random_rays(64, 20, seed=7)
+    colour_field = torch.tensor([0.2, 0.5, 0.9], dtype=FLOAT64)
+    background = torch.tensor([1.0, 0.9, 0.0], dtype=FLOAT64)
+    rgb = colour_field.expand(64, 20, 3)
+    colour, _, _, opacity = volume_render(sigma, rgb, t, far, background)
+    expected = opacity[:, None] * colour_field + (1 - opacity[:, None]) * background
+    torch.testing.assert_close(colour, expected, rtol=0, atol=1e-12)
+    black, _, _, _ = volume_render(sigma, rgb, t, far)
+    torch.testing.assert_close(volume_render(sigma, rgb, t, far, 0.0)[0], black, rtol=0, atol=0)
 
 
 def test_empty_space_is_transparent_and_an_opaque_wall_is_seen():
@@ -136,42 +151,72 @@ def test_transmittance_is_a_product_of_survival_probabilities():
 # The closed-form gradient against autograd.
 
 
-def autograd_gradients(sigma, rgb, t, far, target):
+def autograd_gradients(sigma, rgb, t, far, target, background=None):
     sigma, rgb = sigma.clone().requires_grad_(), rgb.clone().requires_grad_()
-    colour, _, _, _ = volume_render(sigma, rgb, t, far)
+    colour, _, _, _ = volume_render(sigma, rgb, t, far, background)
     loss = ((colour - target) ** 2).sum()
     return torch.autograd.grad(loss, (sigma, rgb))
+
+
+def assert_closed_form_matches_autograd(sigma, rgb, t, far, target, background=None):
+    dL_dsigma, dL_drgb = render_gradients(sigma, rgb, t, far, target, background)
+    auto_dsigma, auto_drgb = autograd_gradients(sigma, rgb, t, far, target, background)
+    assert (dL_dsigma - auto_dsigma).abs().max() <= 1e-10
+    assert (dL_drgb - auto_drgb).abs().max() <= 1e-10
 
 
 @settings(max_examples=200, deadline=None)
 @given(ray_segments)
 def test_analytic_gradient_equals_autograd(segment):
-    sigma, rgb, t, far, target = as_ray(*segment)
-    dL_dsigma, dL_drgb = render_gradients(sigma, rgb, t, far, target)
-    auto_dsigma, auto_drgb = autograd_gradients(sigma, rgb, t, far, target)
-    assert (dL_dsigma - auto_dsigma).abs().max() <= 1e-10
-    assert (dL_drgb - auto_drgb).abs().max() <= 1e-10
+    *ray, background = as_ray(*segment)
+    assert_closed_form_matches_autograd(*ray)  # black background: the homework's formula
+    assert_closed_form_matches_autograd(*ray, background)  # the term -delta_i T_{N+1} c_bg
 
 
 def test_analytic_gradient_equals_autograd_on_a_batch():
     sigma, rgb, t, far, target = random_rays(128, 64, seed=3)
     far = far + torch.rand(128, dtype=FLOAT64)  # one far bound per ray
-    dL_dsigma, dL_drgb = render_gradients(sigma, rgb, t, far, target)
-    auto_dsigma, auto_drgb = autograd_gradients(sigma, rgb, t, far, target)
-    assert (dL_dsigma - auto_dsigma).abs().max() <= 1e-10
-    assert (dL_drgb - auto_drgb).abs().max() <= 1e-10
+    assert_closed_form_matches_autograd(sigma, rgb, t, far, target)
+    background = torch.rand(128, 3, dtype=FLOAT64, generator=torch.Generator().manual_seed(8))
+    assert_closed_form_matches_autograd(sigma, rgb, t, far, target, background)  # one per ray
+    assert_closed_form_matches_autograd(sigma, rgb, t, far, target, background[0])  # shared
+
+
+def test_the_background_term_of_the_density_gradient_is_needed():
+    """Dropping -delta_i T_{N+1} c_bg from the closed form disagrees with autograd."""
+    sigma, rgb, t, far, target = random_rays(16, 8, seed=9)
+    sigma = 0.1 * sigma  # thin: much light reaches the background
+    background = torch.ones(3, dtype=FLOAT64)
+    with_term, _ = render_gradients(sigma, rgb, t, far, target, background)
+    without_term, _ = render_gradients(sigma, rgb, t, far, target)  # no background term
+    auto, _ = autograd_gradients(sigma, rgb, t, far, target, background)
+    assert (with_term - auto).abs().max() <= 1e-10
+    assert (without_term - auto).abs().max() > 1e-3
+
+
+def test_a_huge_last_interval_cuts_the_last_density_off_from_the_gradient():
+    """The original code's delta_N = 1e10: d C_hat / d sigma_N vanishes once sigma_N >= 1e-8."""
+    sigma, rgb, t, _, target = random_rays(8, 6, seed=10)
+    sigma[:, -1] = torch.linspace(1e-8, 5.0, 8, dtype=FLOAT64)
+    far = t[:, -1] + 1e10  # delta_N = t_f - t_N = 1e10
+    dL_dsigma, _ = render_gradients(sigma, rgb, t, far, target, torch.ones(3, dtype=FLOAT64))
+    assert (dL_dsigma[:, -1].abs() < 1e-30).all()
+    assert (dL_dsigma[:, :-1].abs().amax(dim=1) > 1e-6).all()  # the others still learn
+    opacity = volume_render(sigma, rgb, t, far)[3]
+    torch.testing.assert_close(opacity, torch.ones(8, dtype=FLOAT64))  # the last sample is opaque
 
 
 def test_renderer_passes_gradcheck():
     sigma, rgb, t, far, _ = random_rays(3, 6, seed=4)
-    sigma.requires_grad_()
-    rgb.requires_grad_()
+    background = torch.rand(3, 3, dtype=FLOAT64, generator=torch.Generator().manual_seed(11))
+    for tensor in (sigma, rgb, background):
+        tensor.requires_grad_()
 
-    def outputs(sigma, rgb):
-        colour, weights, depth, opacity = volume_render(sigma, rgb, t, far)
+    def outputs(sigma, rgb, background):
+        colour, weights, depth, opacity = volume_render(sigma, rgb, t, far, background)
         return colour, weights, depth, opacity
 
-    assert torch.autograd.gradcheck(outputs, (sigma, rgb))
+    assert torch.autograd.gradcheck(outputs, (sigma, rgb, background))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,24 +255,30 @@ def test_points_on_a_ray_project_back_onto_its_pixel(azimuth, elevation, radius,
     points = origins + depth * directions  # (H, W, 3)
     w2c = torch.linalg.inv(c2w)
     camera = points @ w2c[:3, :3].T + w2c[:3, 3]  # (H, W, 3) in the camera frame, -z forward
-    u = K[0, 0] * camera[..., 0] / -camera[..., 2] + K[0, 2]
-    v = -K[1, 1] * camera[..., 1] / -camera[..., 2] + K[1, 2]
+    m = K[0, 0] * camera[..., 0] / -camera[..., 2] + K[0, 2]  # column, through lambda_1 and m_0
+    n = -K[1, 1] * camera[..., 1] / -camera[..., 2] + K[1, 2]  # row, through lambda_2 and n_0
     rows, cols = torch.meshgrid(torch.arange(6, dtype=FLOAT64), torch.arange(8, dtype=FLOAT64),
                                 indexing="ij")
-    torch.testing.assert_close(u, cols + 0.5)
-    torch.testing.assert_close(v, rows + 0.5)
+    torch.testing.assert_close(m, cols + 0.5)
+    torch.testing.assert_close(n, rows + 0.5)
     assert (camera[..., 2] < 0).all()
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.floats(0.01, math.pi - 0.01), st.floats(-math.pi + 0.01, math.pi))
-def test_angles_and_unit_directions_describe_the_same_ray(theta, phi):
-    theta, phi = torch.tensor(theta, dtype=FLOAT64), torch.tensor(phi, dtype=FLOAT64)
-    d = angles_to_direction(theta, phi)
+def test_angles_and_unit_directions_describe_the_same_ray(polar, azimuth):
+    polar, azimuth = torch.tensor(polar, dtype=FLOAT64), torch.tensor(azimuth, dtype=FLOAT64)
+    d = angles_to_direction(polar, azimuth)
     torch.testing.assert_close(d.norm(), torch.tensor(1.0, dtype=FLOAT64))
-    theta_back, phi_back = direction_to_angles(d)
-    torch.testing.assert_close(theta_back, theta)
-    torch.testing.assert_close(phi_back, phi)
+    polar_back, azimuth_back = direction_to_angles(d)
+    torch.testing.assert_close(polar_back, polar)
+    torch.testing.assert_close(azimuth_back, azimuth)
+
+
+def test_at_a_pole_every_azimuth_is_the_same_direction():
+    azimuths = torch.linspace(-3.0, 3.0, 7, dtype=FLOAT64)
+    north = angles_to_direction(torch.zeros(7, dtype=FLOAT64), azimuths)
+    torch.testing.assert_close(north, torch.tensor([0.0, 0.0, 1.0], dtype=FLOAT64).expand(7, 3))
 
 
 def test_stratified_samples_are_sorted_and_one_per_bin():
@@ -255,6 +306,10 @@ def test_bad_shapes_raise_a_clear_error():
         volume_render(sigma, rgb, t, torch.full((3,), 7.0))
     with pytest.raises(ValueError, match="target must have shape"):
         render_gradients(sigma, rgb, t, far, target[:, :2])
+    with pytest.raises(ValueError, match="background must be a number, an RGB colour"):
+        volume_render(sigma, rgb, t, far, torch.ones(4, 2))
+    with pytest.raises(ValueError, match="background contains 1 non-finite"):
+        volume_render(sigma, rgb, t, far, torch.tensor([0.0, float("nan"), 1.0]))
     with pytest.raises(ValueError, match="K must be 3 x 3"):
         get_rays(torch.eye(4), torch.eye(4), 2, 2)
 

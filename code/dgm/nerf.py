@@ -2,10 +2,11 @@
 
 Mildenhall et al. (2020), "NeRF: Representing Scenes as Neural Radiance Fields for View
 Synthesis". A network F_Theta maps a point x and a unit viewing direction d to a colour c in
-[0, 1]^3 and a density sigma >= 0 (their Sec. 3); a pixel's colour is the discrete volume
-rendering sum of their eq. 3,
+[0, 1]^3 and a density sigma >= 0, the hazard rate at which a ray stops (their Sec. 3); a pixel's
+colour is the discrete volume rendering sum of their eq. 3, plus the background seen through
+everything,
 
-    C_hat = sum_i T_i alpha_i c_i,   alpha_i = 1 - exp(-sigma_i delta_i),
+    C_hat = sum_i T_i alpha_i c_i + T_{N+1} c_bg,   alpha_i = 1 - exp(-sigma_i delta_i),
     T_i = exp(-sum_{j<i} sigma_j delta_j),
 
 over N samples t_1 <= ... <= t_N on the ray r(t) = o + t d (their eq. 2 for the sampling, eq. 4
@@ -13,13 +14,15 @@ for the positional encoding). :func:`render_gradients` is the chapter's closed f
 and dL/dc_i for the squared error; autograd must agree with it.
 
 The last interval. delta_i = t_{i+1} - t_i for i < N, and delta_N = t_f - t_N: the ray ends at the
-far bound. (The original code uses delta_N = 1e10, which makes the last sample opaque.) What is
-left, T_{N+1} = exp(-sum_i sigma_i delta_i), is the light that passes the whole segment; the
-renderer composites it onto a black background, so it adds nothing to the colour.
+far bound. (The original code uses delta_N = 1e10, which makes the last sample opaque, and
+multiplies every delta by |d| because its directions are not unit vectors; ours are.) What is
+left, T_{N+1} = exp(-sum_i sigma_i delta_i), is the light that passes the whole segment: it shows
+the background colour c_bg, black unless ``background`` is given.
 
 Shapes: R rays, N samples per ray, H x W pixels, L encoding frequencies.
 Cameras follow the convention of the original code: camera-to-world 4 x 4 matrices ``c2w``, the
-camera looks down its -z axis, x points right and y up in the image.
+camera looks down its -z axis, x points right and y up in the image. The intrinsic matrix ``K``
+holds the focal lengths lambda_1, lambda_2 and the principal point (m_0, n_0), in pixels.
 """
 
 from __future__ import annotations
@@ -73,6 +76,20 @@ def check_samples(sigma: torch.Tensor, rgb: torch.Tensor, t: torch.Tensor) -> No
         )
 
 
+def _background_per_ray(background: float | torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+    """The background colour c_bg as an (R, 3) tensor: from a number, a colour (3,) or (R, 3)."""
+    background = torch.as_tensor(background, dtype=colour.dtype, device=colour.device)
+    _check_finite("background", background)
+    if background.dim() == 0:
+        background = background.expand(3)
+    if tuple(background.shape) not in {(3,), tuple(colour.shape)}:
+        raise ValueError(
+            f"background must be a number, an RGB colour (3,) or one colour per ray "
+            f"{tuple(colour.shape)}, got {tuple(background.shape)}"
+        )
+    return background.expand_as(colour)
+
+
 def _far_per_ray(far: float | torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     far = torch.as_tensor(far, dtype=t.dtype, device=t.device)
     if far.dim() == 0:
@@ -91,7 +108,8 @@ def _far_per_ray(far: float | torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def intrinsics(focal: float, height: int, width: int) -> torch.Tensor:
-    """The 3 x 3 pinhole matrix K with focal length ``focal`` (pixels), centred principal point."""
+    """The 3 x 3 pinhole matrix K: focal lengths lambda_1 = lambda_2 = ``focal`` (pixels) and the
+    principal point (m_0, n_0) at the image centre."""
     return torch.tensor(
         [[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]],
         dtype=torch.float64,
@@ -121,39 +139,46 @@ def get_rays(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Origins and unit directions of the rays through the centres of an image's pixels.
 
-    Pixel (u, v) (integer column and row from 0; v grows downwards) has its centre at
-    (u + 1/2, v + 1/2) and the camera-frame direction
-    ((u + 1/2 - c_x) / f_x, -(v + 1/2 - c_y) / f_y, -1); the rotation part of ``c2w`` takes it to
-    the world, and its translation is the camera centre o. Returns two (H, W, 3) tensors.
+    Pixel (m, n) (integer column and row from 0; n grows downwards) has its centre at
+    (m + 1/2, n + 1/2) and the camera-frame direction
+    ((m + 1/2 - m_0) / lambda_1, -(n + 1/2 - n_0) / lambda_2, -1), with the focal lengths
+    lambda_1, lambda_2 and the principal point (m_0, n_0) read from ``K``; the rotation R of
+    ``c2w`` takes it to the world, and its translation is the camera centre o. Returns two
+    (H, W, 3) tensors.
     """
     if tuple(K.shape) != (3, 3) or tuple(c2w.shape[-2:]) not in {(3, 4), (4, 4)}:
         raise ValueError(
             f"K must be 3 x 3 and c2w 3 x 4 or 4 x 4, got {tuple(K.shape)} and {tuple(c2w.shape)}"
         )
     dtype = c2w.dtype
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    v, u = torch.meshgrid(
+    lambda_1, lambda_2, m_0, n_0 = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    n, m = torch.meshgrid(
         torch.arange(height, dtype=dtype) + 0.5, torch.arange(width, dtype=dtype) + 0.5,
         indexing="ij",
-    )  # (H, W) each: the pixel centres u + 1/2, v + 1/2
-    x_cam, y_cam = (u - cx) / fx, -(v - cy) / fy  # (H, W) each; image rows grow downwards
-    dirs_cam = torch.stack([x_cam, y_cam, -torch.ones_like(u)], dim=-1)  # (H, W, 3)
+    )  # (H, W) each: the pixel centres m + 1/2, n + 1/2
+    x_cam, y_cam = (m - m_0) / lambda_1, -(n - n_0) / lambda_2  # (H, W) each; rows go down
+    dirs_cam = torch.stack([x_cam, y_cam, -torch.ones_like(m)], dim=-1)  # (H, W, 3)
     directions = F.normalize(dirs_cam @ c2w[:3, :3].T, dim=-1)  # (H, W, 3)
     origins = c2w[:3, 3].expand(height, width, 3)  # (H, W, 3)
     return origins, directions
 
 
 def direction_to_angles(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Polar angle theta in [0, pi] (from +z) and azimuth phi in (-pi, pi] of unit vectors d."""
-    theta = torch.acos(d[..., 2].clamp(-1.0, 1.0))
-    phi = torch.atan2(d[..., 1], d[..., 0])
-    return theta, phi
+    """Polar angle vartheta in [0, pi] (from +z) and azimuth varphi in (-pi, pi] of unit vectors d.
+
+    Returns (polar, azimuth). Both are undefined at the poles d = (0, 0, +-1), where atan2 returns
+    0 by convention; the azimuth jumps by 2 pi across the half-plane varphi = pi.
+    """
+    polar = torch.acos(d[..., 2].clamp(-1.0, 1.0))
+    azimuth = torch.atan2(d[..., 1], d[..., 0])
+    return polar, azimuth
 
 
-def angles_to_direction(theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-    """The unit vector d = (sin theta cos phi, sin theta sin phi, cos theta)."""
+def angles_to_direction(polar: torch.Tensor, azimuth: torch.Tensor) -> torch.Tensor:
+    """The unit vector d = (sin vartheta cos varphi, sin vartheta sin varphi, cos vartheta)."""
     return torch.stack(
-        [torch.sin(theta) * torch.cos(phi), torch.sin(theta) * torch.sin(phi), torch.cos(theta)],
+        [torch.sin(polar) * torch.cos(azimuth), torch.sin(polar) * torch.sin(azimuth),
+         torch.cos(polar)],
         dim=-1,
     )
 
@@ -207,16 +232,22 @@ def transmittance(sigma: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
 
 
 def volume_render(
-    sigma: torch.Tensor, rgb: torch.Tensor, t: torch.Tensor, far: float | torch.Tensor
+    sigma: torch.Tensor,
+    rgb: torch.Tensor,
+    t: torch.Tensor,
+    far: float | torch.Tensor,
+    background: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render a batch of rays from densities sigma (R, N), colours rgb (R, N, 3), depths t (R, N).
 
     ``far`` is the far bound t_f, a number or one per ray (R,). It is required because the depths
-    do not determine the last interval, delta_N = t_f - t_N.
+    do not determine the last interval, delta_N = t_f - t_N. ``background`` is the colour c_bg
+    seen by the light that passes every sample (a number, an RGB colour (3,) or one per ray
+    (R, 3)); None means black.
 
-    Returns the colour C_hat = sum_i w_i c_i (R, 3), the weights w_i = T_i alpha_i (R, N), the
-    expected depth sum_i w_i t_i + T_{N+1} t_f (R,) (a ray that passes every sample counts as
-    ending at the far bound) and the opacity sum_i w_i = 1 - T_{N+1} (R,). NeRF eq. 3.
+    Returns the colour C_hat = sum_i w_i c_i + T_{N+1} c_bg (R, 3), the weights w_i = T_i alpha_i
+    (R, N), the expected depth sum_i w_i t_i + T_{N+1} t_f (R,) (a ray that passes every sample
+    counts as ending at the far bound) and the opacity sum_i w_i = 1 - T_{N+1} (R,). NeRF eq. 3.
     """
     check_samples(sigma, rgb, t)
     delta = deltas(t, far)  # (R, N)
@@ -224,6 +255,8 @@ def volume_render(
     T = transmittance(sigma, delta)  # (R, N+1)
     weights = T[:, :-1] * alpha  # (R, N)
     colour = (weights[..., None] * rgb).sum(dim=1)  # (R, 3)
+    if background is not None:
+        colour = colour + T[:, -1:] * _background_per_ray(background, colour)  # (R, 3)
     opacity = weights.sum(dim=1)  # (R,)
     depth = (weights * t).sum(dim=1) + T[:, -1] * _far_per_ray(far, t)  # (R,)
     return colour, weights, depth, opacity
@@ -235,22 +268,25 @@ def render_gradients(
     t: torch.Tensor,
     far: float | torch.Tensor,
     target: torch.Tensor,
+    background: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """dL/dsigma (R, N) and dL/drgb (R, N, 3) of L = sum_r ||C_hat(r) - C(r)||^2, in closed form.
 
     dL/dc_i = 2 (C_hat - C) T_i alpha_i, and
-    dL/dsigma_i = 2 (C_hat - C) . delta_i (T_{i+1} c_i - sum_{k>i} T_k alpha_k c_k),
-    the compact form derived in the chapter.
+    dL/dsigma_i = 2 (C_hat - C) . delta_i (T_{i+1} c_i - sum_{k>i} T_k alpha_k c_k - T_{N+1} c_bg),
+    the compact form derived in the chapter; ``background`` is c_bg, as in :func:`volume_render`.
     """
     if tuple(target.shape) != (sigma.shape[0], 3):
         raise ValueError(f"target must have shape ({sigma.shape[0]}, 3), got {tuple(target.shape)}")
-    colour, weights, _, _ = volume_render(sigma, rgb, t, far)
+    colour, weights, _, _ = volume_render(sigma, rgb, t, far, background)
     delta = deltas(t, far)  # (R, N)
     T = transmittance(sigma, delta)  # (R, N+1)
     dL_dC = 2.0 * (colour - target)  # (R, 3)
     dL_drgb = dL_dC[:, None, :] * weights[..., None]  # (R, N, 3)
     weighted = weights[..., None] * rgb  # (R, N, 3): w_k c_k
     behind = torch.flip(torch.cumsum(torch.flip(weighted, [1]), dim=1), [1]) - weighted  # sum_{k>i}
+    if background is not None:
+        behind = behind + (T[:, -1:] * _background_per_ray(background, colour))[:, None, :]
     dC_dsigma = delta[..., None] * (T[:, 1:, None] * rgb - behind)  # (R, N, 3)
     dL_dsigma = (dC_dsigma * dL_dC[:, None, :]).sum(dim=-1)  # (R, N)
     return dL_dsigma, dL_drgb
@@ -320,11 +356,12 @@ def render_rays(
     n_samples: int,
     generator: torch.Generator | None = None,
     perturb: bool = True,
+    background: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sample each ray of origins, directions (R, 3), query ``field(x, d) -> (rgb, sigma)``, render.
 
     ``field`` is a NeRF network or any function of points and directions, such as the true
-    scene. Returns what :func:`volume_render` returns.
+    scene. Returns what :func:`volume_render` returns, for the background colour ``background``.
     """
     R = origins.shape[0]
     t = stratified_samples(
@@ -333,7 +370,7 @@ def render_rays(
     x = origins[:, None, :] + t[..., None] * directions[:, None, :]  # (R, N, 3): r(t) = o + t d
     d = directions[:, None, :].expand(R, n_samples, 3)  # (R, N, 3)
     rgb, sigma = field(x, d)  # (R, N, 3), (R, N)
-    return volume_render(sigma, rgb, t, far)
+    return volume_render(sigma, rgb, t, far, background)
 
 
 # ----------------------------------------------------------------------------------------------

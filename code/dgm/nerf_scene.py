@@ -1,13 +1,13 @@
 """A synthetic static scene with a known radiance field, and the posed images NeRF trains on.
 
-The scene is a few coloured soft spheres: sphere k has density
-sigma_k(x) = sigma_max * sigmoid((r_k - |x - m_k|) / edge), and its colour is its albedo shaded by
+The scene is a few coloured soft spheres: sphere j, of centre m_j and radius r_j, has density
+sigma_j(x) = sigma_max * sigmoid((r_j - |x - m_j|) / edge), and its colour is its albedo shaded by
 one fixed light (ambient plus Lambertian), so the colour field does not depend on the viewing
 direction. Where spheres overlap, colours mix in proportion to their densities. The images are
 rendered with the same discrete volume renderer (:func:`dgm.nerf.render_rays`) with many samples
 per ray, from cameras on a ring-shaped spiral around the scene, all looking at its centre.
 
-Shapes: V views, H x W pixels, K spheres.
+Shapes: V views, H x W pixels, P spheres.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from dgm.nerf import get_rays, intrinsics, render_views
 class SoftSpheres:
     """The true radiance field (x, d) -> (rgb, sigma) of a few shaded soft spheres."""
 
-    centres: torch.Tensor  # (K, 3)
-    radii: torch.Tensor  # (K,)
-    albedo: torch.Tensor  # (K, 3)
+    centres: torch.Tensor  # (P, 3)
+    radii: torch.Tensor  # (P,)
+    albedo: torch.Tensor  # (P, 3)
     sigma_max: float = 80.0
     edge: float = 0.01
     light: tuple[float, float, float] = (0.5, -0.4, 0.8)
@@ -36,16 +36,16 @@ class SoftSpheres:
     def __call__(self, x: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x, d: (..., 3) -> rgb (..., 3), sigma (...). d is unused: the scene is Lambertian."""
         centres, radii, albedo = (a.to(x) for a in (self.centres, self.radii, self.albedo))
-        offset = x[..., None, :] - centres  # (..., K, 3)
-        distance = offset.norm(dim=-1)  # (..., K)
-        sigma_k = self.sigma_max * torch.sigmoid((radii - distance) / self.edge)  # (..., K)
-        normal = offset / distance[..., None].clamp_min(1e-9)  # (..., K, 3)
+        offset = x[..., None, :] - centres  # (..., P, 3)
+        distance = offset.norm(dim=-1)  # (..., P)
+        sigma_j = self.sigma_max * torch.sigmoid((radii - distance) / self.edge)  # (..., P)
+        normal = offset / distance[..., None].clamp_min(1e-9)  # (..., P, 3)
         light = F.normalize(torch.tensor(self.light, dtype=x.dtype, device=x.device), dim=0)
-        shade = self.ambient + (1 - self.ambient) * (normal @ light).clamp_min(0.0)  # (..., K)
-        colour_k = albedo * shade[..., None]  # (..., K, 3)
-        sigma = sigma_k.sum(dim=-1)  # (...)
-        share = sigma_k / sigma[..., None].clamp_min(1e-12)  # (..., K)
-        rgb = (share[..., None] * colour_k).sum(dim=-2)  # (..., 3)
+        shade = self.ambient + (1 - self.ambient) * (normal @ light).clamp_min(0.0)  # (..., P)
+        colour_j = albedo * shade[..., None]  # (..., P, 3)
+        sigma = sigma_j.sum(dim=-1)  # (...)
+        share = sigma_j / sigma[..., None].clamp_min(1e-12)  # (..., P)
+        rgb = (share[..., None] * colour_j).sum(dim=-2)  # (..., 3)
         return rgb, sigma
 
 
@@ -78,7 +78,10 @@ def camera_positions(n_views: int, radius: float = 4.0, min_elevation: float = 1
 
 @dataclass
 class PosedImages:
-    """What NeRF trains on: images, their camera-to-world poses, the intrinsics, near/far bounds."""
+    """What NeRF trains on: images, their camera-to-world poses, the intrinsics, near/far bounds.
+
+    The background is black (c_bg = 0): light that passes the whole segment adds nothing.
+    """
 
     images: torch.Tensor  # (V, H, W, 3) colours in [0, 1]
     poses: torch.Tensor  # (V, 4, 4) camera-to-world matrices
