@@ -1,14 +1,19 @@
 """The gradient of NeRF's volume rendering sum, proved for every sample i and every N <= 8.
 
-Mildenhall et al. (2020), eq. 3: a ray with N samples renders the colour
+Mildenhall et al. (2020), eq. 3, with the background seen through every sample: a ray with N
+samples renders the colour
 
-    C_hat = sum_i T_i alpha_i c_i,  alpha_i = 1 - exp(-sigma_i delta_i),
+    C_hat = sum_i T_i alpha_i c_i + T_{N+1} c_bg,  alpha_i = 1 - exp(-sigma_i delta_i),
     T_i = exp(-sum_{j<i} sigma_j delta_j),
 
-with c_i a 3-vector (RGB). This script builds C_hat and the loss L = ||C_hat - C||^2 as explicit
-SymPy expressions of the 2N + 3N + 3 symbols sigma_j, delta_j, c_j, C for N = 1, ..., 8,
-differentiates them with SymPy, and compares the result with each formula of the chapter
-"Neural radiance fields: theory" (equations nerf-opacity and nerf-dalpha to nerf-dC-compact).
+with c_i and c_bg 3-vectors (RGB). This script builds C_hat and the loss L = ||C_hat - C||^2 as
+explicit SymPy expressions of the 2N + 3N + 6 symbols sigma_j, delta_j, c_j, c_bg, C for
+N = 1, ..., 8, differentiates them with SymPy, and compares the result with each formula of the
+chapter "Neural radiance fields: theory" (equations nerf-dalpha to nerf-same-colour). The
+homework's formulas are the case c_bg = 0; a claim without the background term fails.
+
+Each check records the label of the chapter equation it proves and that equation's LaTeX exactly
+as the chapter prints it (EQUATIONS below), so that a test can compare the two.
 
 Each formula is written once, in the book's notation, for a general sample i and ray length N
 (indexed symbols, a Sum over k). A check substitutes concrete N and i, expands the sum, maps
@@ -25,7 +30,7 @@ import functools
 import sys
 
 import sympy as sp
-from _check import Check, product, report, statement, vanishes
+from _check import Check, product, report, statement, terms, vanishes
 
 N_MAX = 8  # the number of samples on a ray ranges over 1, ..., N_MAX
 
@@ -42,6 +47,7 @@ T = sp.IndexedBase("T")
 w = sp.IndexedBase("w")  # the weights w_k = T_k alpha_k
 c = sp.IndexedBase(r"\mathbf{c}")  # colours: each c_k is a 3-vector
 c_common = sp.Symbol(r"\mathbf{c}")  # one colour shared by every sample
+c_bg = sp.Symbol(r"\mathbf{c}_{\mathrm{bg}}")  # the background colour, a 3-vector
 e = sp.Symbol(r"\mathbf{e}")  # the ray's error C_hat - C, a 3-vector
 e_T = sp.Symbol(r"\mathbf{e}^{\top}")  # the same error, as the row vector of a dot product
 
@@ -58,19 +64,78 @@ DT = sp.Piecewise((product(-delta[i], T[k]), k > i), (0, True))
 # Theorem nerf-thm-dc, eq. nerf-dc: d C_hat / d c_i (a multiple of I_3) and d L / d c_i.
 DC_DC = product(T[i], alpha[i])
 DL_DC = product(2, T[i], alpha[i], e)
-# Theorem nerf-thm-dsigma, eqs. nerf-dC-dsigma and nerf-dsigma.
+# Theorem nerf-thm-dsigma, eqs. nerf-dC-dsigma and nerf-dsigma: own colour minus what it hides,
+# the later samples and the background.
 DC_DSIGMA = product(T[i], delta[i], 1 - alpha[i], c[i]) - product(
-    delta[i], behind(product(T[k], alpha[k], c[k]))
+    delta[i], terms(behind(product(T[k], alpha[k], c[k])), product(T[N + 1], c_bg))
 )
 DL_DSIGMA = product(2, e_T, DC_DSIGMA)
 # Corollary nerf-cor-compact, eq. nerf-dC-compact.
-DC_DSIGMA_COMPACT = product(delta[i], product(T[i + 1], c[i]) - behind(product(w[k], c[k])))
+DC_DSIGMA_COMPACT = product(
+    delta[i],
+    terms(product(T[i + 1], c[i]), -behind(product(w[k], c[k])), -product(T[N + 1], c_bg)),
+)
 DL_DSIGMA_COMPACT = product(2, e_T, DC_DSIGMA_COMPACT)
-# Proposition nerf-prop-weights: the transmittance recursion and eq. nerf-opacity.
+# Proposition nerf-prop-weights: the transmittance recursion nerf-recursion and eq. nerf-opacity.
 T_NEXT = product(T[i], 1 - alpha[i])
 OPACITY = 1 - T[N + 1]
-# The sanity check after the corollary: every sample with the same colour c.
-DC_DSIGMA_SAME_COLOUR = product(delta[i], T[N + 1], c_common)
+# Eq. nerf-same-colour, after the corollary: every sample with the same colour c.
+DC_DSIGMA_SAME_COLOUR = product(delta[i], T[N + 1], c_common - c_bg)
+
+# The chapter's labelled equations, character for character as book/nerf_theory.md prints them.
+EQUATIONS = {
+    "nerf-dalpha": r"""
+\frac{\partial \alpha_i}{\partial \sigma_i} = \delta_i\, e^{-\sigma_i \delta_i} = \delta_i (1 -
+\alpha_i).
+""",
+    "nerf-dT": r"""
+\frac{\partial T_k}{\partial \sigma_i} = \begin{cases} -\delta_i\, T_k, & k > i, \\ 0, & k \leq
+i. \end{cases}
+""",
+    "nerf-dc": r"""
+\frac{\partial \hat{\mathbf{C}}}{\partial \mathbf{c}_i} = T_i \alpha_i\, I_3,
+\qquad
+\frac{\partial \mathcal{L}}{\partial \mathbf{c}_i} = 2\, T_i\, \alpha_i\, (\hat{\mathbf{C}} -
+\mathbf{C}) = 2\, w_i\, \mathbf{e}.
+""",
+    "nerf-dC-dsigma": r"""
+\frac{\partial \hat{\mathbf{C}}}{\partial \sigma_i} = T_i\, \delta_i\, (1 - \alpha_i)\,
+\mathbf{c}_i - \delta_i \Bigl( \sum_{k=i+1}^{N} T_k\, \alpha_k\, \mathbf{c}_k + T_{N+1}\,
+\mathbf{c}_{\mathrm{bg}} \Bigr),
+""",
+    "nerf-dsigma": r"""
+\frac{\partial \mathcal{L}}{\partial \sigma_i} = 2\, (\hat{\mathbf{C}} - \mathbf{C})^\top
+\Bigl( T_i\, \delta_i\, (1 - \alpha_i)\, \mathbf{c}_i - \delta_i \Bigl( \sum_{k=i+1}^{N}
+T_k\, \alpha_k\, \mathbf{c}_k + T_{N+1}\, \mathbf{c}_{\mathrm{bg}} \Bigr) \Bigr).
+""",
+    "nerf-dC-compact": r"""
+\begin{aligned}
+\frac{\partial \hat{\mathbf{C}}}{\partial \sigma_i} &= \delta_i \Bigl( T_{i+1}\, \mathbf{c}_i -
+\sum_{k=i+1}^{N} w_k\, \mathbf{c}_k - T_{N+1}\, \mathbf{c}_{\mathrm{bg}} \Bigr),
+\\
+\frac{\partial \mathcal{L}}{\partial \sigma_i} &= 2\, \delta_i\, \mathbf{e}^\top \Bigl(
+T_{i+1}\, \mathbf{c}_i - \sum_{k=i+1}^{N} w_k\, \mathbf{c}_k - T_{N+1}\, \mathbf{c}_{\mathrm{bg}}
+\Bigr).
+\end{aligned}
+""",
+    "nerf-recursion": r"""
+T_{i+1} = T_i\, e^{-\sigma_i \delta_i} = T_i (1 - \alpha_i),
+""",
+    "nerf-opacity": r"""
+\sum_{i=1}^{N} w_i = 1 - T_{N+1} \leq 1.
+""",
+    "nerf-same-colour": r"""
+\mathbf{c}_1 = \dots = \mathbf{c}_N = \mathbf{c}
+\quad \Longrightarrow \quad
+\frac{\partial \hat{\mathbf{C}}}{\partial \sigma_i} = \delta_i\, T_{N+1}\, (\mathbf{c} -
+\mathbf{c}_{\mathrm{bg}}).
+""",
+}
+
+
+def equation(label: str) -> str:
+    """The LaTeX of the chapter equation ``label``, without the blank lines around it."""
+    return EQUATIONS[label].strip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,7 +146,8 @@ DC_DSIGMA_SAME_COLOUR = product(delta[i], T[N + 1], c_common)
 class Ray:
     """A ray of n samples; every quantity is an explicit expression of sigma_j, delta_j, c_j, C.
 
-    Dictionaries are indexed from 1 as in the text: alpha[1..n], T[1..n+1], w[1..n].
+    Dictionaries are indexed from 1 as in the text: alpha[1..n], T[1..n+1], w[1..n]. The
+    rendered colour includes the background term T_{n+1} c_bg.
     """
 
     def __init__(self, n: int):
@@ -90,6 +156,7 @@ class Ray:
         self.sigma = {j: sp.Symbol(f"sigma_{j}", positive=True) for j in samples}
         self.delta = {j: sp.Symbol(f"delta_{j}", positive=True) for j in samples}
         self.c = {j: sp.Matrix(sp.symbols(f"c_{j}_r c_{j}_g c_{j}_b", real=True)) for j in samples}
+        self.c_bg = sp.Matrix(sp.symbols("c_bg_r c_bg_g c_bg_b", real=True))  # the background
         self.C = sp.Matrix(sp.symbols("C_r C_g C_b", real=True))  # the ground-truth pixel
         self.alpha = {j: 1 - sp.exp(-self.sigma[j] * self.delta[j]) for j in samples}
         self.T = {
@@ -97,7 +164,7 @@ class Ray:
             for j in range(1, n + 2)
         }
         self.w = {j: self.T[j] * self.alpha[j] for j in samples}
-        self.C_hat = sp.Matrix.zeros(3, 1)
+        self.C_hat = self.T[n + 1] * self.c_bg  # the light that passes every sample
         for j in samples:
             self.C_hat += self.w[j] * self.c[j]
         self.e = self.C_hat - self.C
@@ -130,6 +197,8 @@ class Ray:
                 replacements[atom] = per_sample[atom.base][j]
         if expr.has(c_common):
             replacements[c_common] = self._channel(self.c[1], channel)
+        if expr.has(c_bg):
+            replacements[c_bg] = self._channel(self.c_bg, channel)
         for error in (e, e_T):
             if expr.has(error):
                 replacements[error] = self._channel(self.e, channel)
@@ -183,17 +252,20 @@ SCOPE = r"1 \le i \le N \le {n}"
 
 
 def per_sample_check(
-    title: str, lhs: str, claim: sp.Expr, n_max: int, difference, rhs_suffix: str = ""
+    title: str, label: str, lhs: str, claim: sp.Expr, n_max: int, difference,
+    rhs_suffix: str = "",
 ) -> Check:
     """A claim about sample i of an N-sample ray, proved for every 1 <= i <= N <= n_max.
 
+    ``label`` names the chapter equation that the claim is the right-hand side of.
     ``difference(n, i)`` is the SymPy expression (or matrix) that must vanish for that case:
     the quantity computed from the definitions minus the claim instantiated at sample i.
     """
     cases = every_sample(n_max)
     passed = all(vanishes(difference(n, j)) for n, j in cases)
     return Check(
-        title, statement(lhs, claim, rhs_suffix), passed, len(cases), SCOPE.format(n=n_max)
+        title, statement(lhs, claim, rhs_suffix), passed, len(cases), SCOPE.format(n=n_max),
+        label=label, equation=equation(label), claim=claim,
     )
 
 
@@ -214,7 +286,8 @@ def dL_dsigma_difference(claim: sp.Expr):
 def check_dalpha(claim: sp.Expr = DALPHA, n_max: int = N_MAX) -> Check:
     """Lemma nerf-lemma-alpha: d alpha_i / d sigma_i = delta_i (1 - alpha_i)."""
     return per_sample_check(
-        "derivative of an opacity", r"\frac{\partial \alpha_i}{\partial \sigma_i}", claim, n_max,
+        "derivative of an opacity", "nerf-dalpha",
+        r"\frac{\partial \alpha_i}{\partial \sigma_i}", claim, n_max,
         lambda n, j: ray(n).alpha[j].diff(ray(n).sigma[j]) - ray(n).instantiate(claim, i=j),
     )
 
@@ -233,13 +306,16 @@ def check_dT(claim: sp.Expr = DT, n_max: int = N_MAX) -> Check:
         passed,
         len(cases),
         SCOPE.format(n=n_max) + r",\ 1 \le k \le N + 1",
+        label="nerf-dT",
+        equation=equation("nerf-dT"),
+        claim=claim,
     )
 
 
 def check_dC_dc(claim: sp.Expr = DC_DC, n_max: int = N_MAX) -> Check:
     """Theorem nerf-thm-dc: d C_hat / d c_i = T_i alpha_i I_3 (a 3 x 3 Jacobian)."""
     return per_sample_check(
-        "colour gradient of the rendered colour",
+        "colour gradient of the rendered colour", "nerf-dc",
         r"\frac{\partial \hat{\mathbf{C}}}{\partial \mathbf{c}_i}", claim, n_max,
         lambda n, j: (
             ray(n).C_hat.jacobian(ray(n).c[j]) - ray(n).instantiate(claim, i=j) * sp.eye(3)
@@ -251,8 +327,8 @@ def check_dC_dc(claim: sp.Expr = DC_DC, n_max: int = N_MAX) -> Check:
 def check_dL_dc(claim: sp.Expr = DL_DC, n_max: int = N_MAX) -> Check:
     """Theorem nerf-thm-dc: d L / d c_i = 2 T_i alpha_i e, with e = C_hat - C."""
     return per_sample_check(
-        "colour gradient of the loss", r"\frac{\partial \mathcal{L}}{\partial \mathbf{c}_i}",
-        claim, n_max,
+        "colour gradient of the loss", "nerf-dc",
+        r"\frac{\partial \mathcal{L}}{\partial \mathbf{c}_i}", claim, n_max,
         lambda n, j: ray(n).polynomial(
             sp.Matrix([ray(n).loss]).jacobian(ray(n).c[j]).T - ray(n).vector(claim, i=j)
         ),
@@ -262,7 +338,7 @@ def check_dL_dc(claim: sp.Expr = DL_DC, n_max: int = N_MAX) -> Check:
 def check_dC_dsigma(claim: sp.Expr = DC_DSIGMA, n_max: int = N_MAX) -> Check:
     """Theorem nerf-thm-dsigma, eq. nerf-dC-dsigma."""
     return per_sample_check(
-        "density gradient of the rendered colour", DC_DSIGMA_LHS, claim, n_max,
+        "density gradient of the rendered colour", "nerf-dC-dsigma", DC_DSIGMA_LHS, claim, n_max,
         dC_dsigma_difference(claim),
     )
 
@@ -270,14 +346,16 @@ def check_dC_dsigma(claim: sp.Expr = DC_DSIGMA, n_max: int = N_MAX) -> Check:
 def check_dL_dsigma(claim: sp.Expr = DL_DSIGMA, n_max: int = N_MAX) -> Check:
     """Theorem nerf-thm-dsigma, eq. nerf-dsigma: the chain rule through L = ||C_hat - C||^2."""
     return per_sample_check(
-        "density gradient of the loss", DL_DSIGMA_LHS, claim, n_max, dL_dsigma_difference(claim)
+        "density gradient of the loss", "nerf-dsigma", DL_DSIGMA_LHS, claim, n_max,
+        dL_dsigma_difference(claim),
     )
 
 
 def check_dC_dsigma_compact(claim: sp.Expr = DC_DSIGMA_COMPACT, n_max: int = N_MAX) -> Check:
     """Corollary nerf-cor-compact, eq. nerf-dC-compact (rendered colour)."""
     return per_sample_check(
-        "compact density gradient of the rendered colour", DC_DSIGMA_LHS, claim, n_max,
+        "compact density gradient of the rendered colour", "nerf-dC-compact", DC_DSIGMA_LHS,
+        claim, n_max,
         dC_dsigma_difference(claim),
     )
 
@@ -285,15 +363,15 @@ def check_dC_dsigma_compact(claim: sp.Expr = DC_DSIGMA_COMPACT, n_max: int = N_M
 def check_dL_dsigma_compact(claim: sp.Expr = DL_DSIGMA_COMPACT, n_max: int = N_MAX) -> Check:
     """Corollary nerf-cor-compact, eq. nerf-dC-compact (loss)."""
     return per_sample_check(
-        "compact density gradient of the loss", DL_DSIGMA_LHS, claim, n_max,
+        "compact density gradient of the loss", "nerf-dC-compact", DL_DSIGMA_LHS, claim, n_max,
         dL_dsigma_difference(claim),
     )
 
 
 def check_transmittance_recursion(claim: sp.Expr = T_NEXT, n_max: int = N_MAX) -> Check:
-    """Proof of nerf-prop-weights: T_{i+1} = T_i (1 - alpha_i)."""
+    """Proposition nerf-prop-weights, eq. nerf-recursion: T_{i+1} = T_i (1 - alpha_i)."""
     return per_sample_check(
-        "transmittance recursion", "T_{i+1}", claim, n_max,
+        "transmittance recursion", "nerf-recursion", "T_{i+1}", claim, n_max,
         lambda n, j: ray(n).polynomial(ray(n).T[j + 1] - ray(n).instantiate(claim, i=j)),
     )
 
@@ -312,11 +390,14 @@ def check_opacity(claim: sp.Expr = OPACITY, n_max: int = N_MAX) -> Check:
         passed,
         len(cases),
         rf"1 \le N \le {n_max}",
+        label="nerf-opacity",
+        equation=equation("nerf-opacity"),
+        claim=claim,
     )
 
 
 def check_same_colour(claim: sp.Expr = DC_DSIGMA_SAME_COLOUR, n_max: int = N_MAX) -> Check:
-    """The remark after nerf-cor-compact: if every c_k = c, dC_hat/dsigma_i = delta_i T_{N+1} c."""
+    """Eq. nerf-same-colour: if every c_k = c, dC_hat/dsigma_i = delta_i T_{N+1} (c - c_bg)."""
 
     def difference(n: int, j: int) -> sp.Matrix:
         r = ray(n)
@@ -329,7 +410,8 @@ def check_same_colour(claim: sp.Expr = DC_DSIGMA_SAME_COLOUR, n_max: int = N_MAX
         r"_{\mathbf{c}_k = \mathbf{c}}"
     )
     return per_sample_check(
-        "density gradient when every sample has the same colour", lhs, claim, n_max, difference
+        "density gradient when every sample has the same colour", "nerf-same-colour", lhs, claim,
+        n_max, difference,
     )
 
 
