@@ -255,8 +255,8 @@ def test_points_on_a_ray_project_back_onto_its_pixel(azimuth, elevation, radius,
     points = origins + depth * directions  # (H, W, 3)
     w2c = torch.linalg.inv(c2w)
     camera = points @ w2c[:3, :3].T + w2c[:3, 3]  # (H, W, 3) in the camera frame, -z forward
-    m = K[0, 0] * camera[..., 0] / -camera[..., 2] + K[0, 2]  # column, through lambda_1 and m_0
-    n = -K[1, 1] * camera[..., 1] / -camera[..., 2] + K[1, 2]  # row, through lambda_2 and n_0
+    m = K[0, 0] * camera[..., 0] / -camera[..., 2] + K[0, 2]  # column, through chi_1 and m_0
+    n = -K[1, 1] * camera[..., 1] / -camera[..., 2] + K[1, 2]  # row, through chi_2 and n_0
     rows, cols = torch.meshgrid(torch.arange(6, dtype=FLOAT64), torch.arange(8, dtype=FLOAT64),
                                 indexing="ij")
     torch.testing.assert_close(m, cols + 0.5)

@@ -22,7 +22,7 @@ the background colour c_bg, black unless ``background`` is given.
 Shapes: R rays, N samples per ray, H x W pixels, L encoding frequencies.
 Cameras follow the convention of the original code: camera-to-world 4 x 4 matrices ``c2w``, the
 camera looks down its -z axis, x points right and y up in the image. The intrinsic matrix ``K``
-holds the focal lengths lambda_1, lambda_2 and the principal point (m_0, n_0), in pixels.
+holds the focal lengths chi_1, chi_2 and the principal point (m_0, n_0), in pixels.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _far_per_ray(far: float | torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def intrinsics(focal: float, height: int, width: int) -> torch.Tensor:
-    """The 3 x 3 pinhole matrix K: focal lengths lambda_1 = lambda_2 = ``focal`` (pixels) and the
+    """The 3 x 3 pinhole matrix K: focal lengths chi_1 = chi_2 = ``focal`` (pixels) and the
     principal point (m_0, n_0) at the image centre."""
     return torch.tensor(
         [[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]],
@@ -141,8 +141,8 @@ def get_rays(
 
     Pixel (m, n) (integer column and row from 0; n grows downwards) has its centre at
     (m + 1/2, n + 1/2) and the camera-frame direction
-    ((m + 1/2 - m_0) / lambda_1, -(n + 1/2 - n_0) / lambda_2, -1), with the focal lengths
-    lambda_1, lambda_2 and the principal point (m_0, n_0) read from ``K``; the rotation R of
+    ((m + 1/2 - m_0) / chi_1, -(n + 1/2 - n_0) / chi_2, -1), with the focal lengths
+    chi_1, chi_2 and the principal point (m_0, n_0) read from ``K``; the rotation R of
     ``c2w`` takes it to the world, and its translation is the camera centre o. Returns two
     (H, W, 3) tensors.
     """
@@ -151,12 +151,12 @@ def get_rays(
             f"K must be 3 x 3 and c2w 3 x 4 or 4 x 4, got {tuple(K.shape)} and {tuple(c2w.shape)}"
         )
     dtype = c2w.dtype
-    lambda_1, lambda_2, m_0, n_0 = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    chi_1, chi_2, m_0, n_0 = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     n, m = torch.meshgrid(
         torch.arange(height, dtype=dtype) + 0.5, torch.arange(width, dtype=dtype) + 0.5,
         indexing="ij",
     )  # (H, W) each: the pixel centres m + 1/2, n + 1/2
-    x_cam, y_cam = (m - m_0) / lambda_1, -(n - n_0) / lambda_2  # (H, W) each; rows go down
+    x_cam, y_cam = (m - m_0) / chi_1, -(n - n_0) / chi_2  # (H, W) each; rows go down
     dirs_cam = torch.stack([x_cam, y_cam, -torch.ones_like(m)], dim=-1)  # (H, W, 3)
     directions = F.normalize(dirs_cam @ c2w[:3, :3].T, dim=-1)  # (H, W, 3)
     origins = c2w[:3, 3].expand(height, width, 3)  # (H, W, 3)
