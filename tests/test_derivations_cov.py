@@ -148,7 +148,9 @@ def test_recorded_equations_are_the_chapter_equations():
     printed = {
         match["label"]: match["tex"]
         for match in re.finditer(
-            r"^\$\$(?P<tex>.*?)\$\$[ \t]*\((?P<label>[\w:-]+)\)[ \t]*$", chapter, re.S | re.M
+            # the LaTeX may not contain $$, so an unlabelled display cannot run into the next one
+            r"^\$\$(?P<tex>(?:(?!\$\$).)*?)\$\$[ \t]*\((?P<label>[\w:-]+)\)[ \t]*$", chapter,
+            re.S | re.M,
         )
     }
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from dgm.flows import (
     LinearField,
     MLPField,
+    SineField,
     SwirlField,
     divergence_exact,
     divergence_hutchinson,
@@ -54,10 +55,10 @@ def log_density_by_determinant(f, z0, t1, steps):
 def test_rk4_is_fourth_order():
     """Halving the step divides the error by 2^4 = 16 on dy/dt = y cos t, y = y0 exp(sin t)."""
     y0 = torch.tensor([[1.0, -0.5]], dtype=FLOAT64)
-    T = 3.0
-    exact = y0 * math.exp(math.sin(T))
+    t1 = 3.0
+    exact = y0 * math.exp(math.sin(t1))
     errors = [
-        (odeint_rk4(lambda y, t: y * math.cos(t), y0, 0.0, T, steps) - exact).abs().max().item()
+        (odeint_rk4(lambda y, t: y * math.cos(t), y0, 0.0, t1, steps) - exact).abs().max().item()
         for steps in (32, 64, 128, 256)
     ]
     ratios = [errors[i] / errors[i + 1] for i in range(len(errors) - 1)]
@@ -138,17 +139,17 @@ def test_linear_field_changes_log_density_by_minus_t_trace(d, seed, t):
 
 
 @pytest.mark.parametrize(
-    "field, d, T",
+    "field, d, t1",
     [
         (SwirlField(), 2, 2.0),
         (MLPField(3, hidden=16, generator=torch.Generator().manual_seed(5)), 3, 1.0),
     ],
     ids=["swirl", "mlp"],
 )
-def test_integrated_log_density_matches_flow_map_determinant(field, d, T):
+def test_integrated_log_density_matches_flow_map_determinant(field, d, t1):
     z0 = random_points(200, d, seed=4)
-    z1_det, log_p_det = log_density_by_determinant(field, z0, T, 100)
-    z1, log_p = integrate_log_density(field, z0, standard_normal_log_pdf(z0), 0.0, T, 100)
+    z1_det, log_p_det = log_density_by_determinant(field, z0, t1, 100)
+    z1, log_p = integrate_log_density(field, z0, standard_normal_log_pdf(z0), 0.0, t1, 100)
     torch.testing.assert_close(z1, z1_det, rtol=0, atol=1e-13)
     assert (log_p - log_p_det).abs().max() < 1e-6
 
@@ -175,27 +176,27 @@ def test_backward_log_density_agrees_with_forward_push():
 
 
 def test_swirl_field_is_the_formula_in_its_docstring():
-    """f(z, t) = omega R z / (1 + |z|^2) + beta(t) (m tanh(kappa z_1) e_1 - z), R a quarter turn."""
+    """f(z, t) = omega R z / (1 + |z|^2) + beta(t) (eta tanh(kappa z_1) e_1 - z), R a 90° turn."""
     f, t = SwirlField(), 0.7
     z = random_points(20, 2, seed=8)  # (20, 2)
     R = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=FLOAT64)
     target = torch.zeros_like(z)  # (20, 2)
-    target[:, 0] = f.m * torch.tanh(f.kappa * z[:, 0])
+    target[:, 0] = f.eta * torch.tanh(f.kappa * z[:, 0])
     rotation = f.omega * (z @ R.T) / (1.0 + z.pow(2).sum(-1, keepdim=True))  # (20, 2)
     expected = rotation + f.beta(t) * (target - z)
     torch.testing.assert_close(f(z, t), expected, rtol=1e-14, atol=1e-14)
 
 
 def test_swirl_log_density_at_the_fixed_origin_has_a_closed_form():
-    """The origin never moves and its divergence is beta(t) (m kappa - 2), so eq. cov-icov gives
-    log p_T(0) = log p_0(0) - (m kappa - 2) int_0^T beta dt, and the density there falls."""
-    f, T = SwirlField(), 1.3
+    """The origin never moves and its divergence is beta(t) (eta kappa - 2), so eq. cov-icov gives
+    log p_t1(0) = log p_0(0) - (eta kappa - 2) int_0^t1 beta dt, and the density there falls."""
+    f, t1 = SwirlField(), 1.3
     origin = torch.zeros(1, 2, dtype=FLOAT64)
     assert f(origin, 0.4).abs().max() == 0.0
-    beta_integral = f.beta0 * (T + (1.0 - math.cos(2.0 * math.pi * T)) / (4.0 * math.pi))
-    exact = standard_normal_log_pdf(origin) - (f.m * f.kappa - 2.0) * beta_integral
+    beta_integral = f.beta0 * (t1 + (1.0 - math.cos(2.0 * math.pi * t1)) / (4.0 * math.pi))
+    exact = standard_normal_log_pdf(origin) - (f.eta * f.kappa - 2.0) * beta_integral
     with torch.no_grad():
-        log_p = log_density(f, standard_normal_log_pdf, origin, T, 130)
+        log_p = log_density(f, standard_normal_log_pdf, origin, t1, 130)
     torch.testing.assert_close(log_p, exact, rtol=0, atol=1e-9)
     assert (log_p < standard_normal_log_pdf(origin)).all()
 
@@ -209,6 +210,39 @@ def test_density_on_a_grid_has_unit_mass():
         p = log_density(f, standard_normal_log_pdf, grid, 1.0, 40).exp()
     mass = p.sum() * (xs[1] - xs[0]) ** 2
     assert abs(mass.item() - 1.0) < 5e-3
+
+
+def test_sine_field_closed_form_flow_solves_the_ode():
+    """z_i(t) = 2 arctan(exp(b_i t) tan(z_i(0) / 2)) is what RK4 gives for dz_i/dt = b_i sin z_i."""
+    f = SineField(b=(1.0, -0.5, 2.0))
+    z0 = 2.5 * torch.tanh(random_points(50, 3, seed=13))  # inside (-pi, pi)
+    torch.testing.assert_close(odeint_rk4(f, z0, 0.0, 1.5, 300), f.flow(z0, 1.5),
+                               rtol=0, atol=1e-9)
+    torch.testing.assert_close(f.flow(z0, 0.0), z0, rtol=0, atol=1e-15)
+
+
+def test_sine_field_log_density_three_ways():
+    """Closed-form log det of the flow map = autograd through the solver = integrated -tr J."""
+    f = SineField()
+    z0 = 2.5 * torch.tanh(random_points(100, 2, seed=14))
+    exact = f.log_det_jacobian(z0, 1.2)  # (100,)
+    _, J = flow_map_jacobian(f, z0, 0.0, 1.2, 200)
+    torch.testing.assert_close(torch.linalg.slogdet(J).logabsdet, exact, rtol=0, atol=1e-8)
+    log_p0 = standard_normal_log_pdf(z0)
+    _, log_p = integrate_log_density(f, z0, log_p0, 0.0, 1.2, 200)
+    torch.testing.assert_close(log_p, log_p0 - exact, rtol=0, atol=1e-8)
+    torch.testing.assert_close(divergence_exact(f, z0, 0.0)[1], f.divergence(z0),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_sine_field_rejects_points_outside_the_closed_form():
+    f = SineField()
+    with pytest.raises(ValueError, match=r"in \(-pi, pi\)"):
+        f.flow(torch.tensor([[4.0, 0.0]], dtype=FLOAT64), 1.0)
+    with pytest.raises(ValueError, match="shape \\(B, 2\\)"):
+        f(torch.zeros(3, 3, dtype=FLOAT64), 0.0)
+    with pytest.raises(ValueError, match="finite rates"):
+        SineField(b=(1.0, math.inf))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,8 +269,8 @@ def test_hutchinson_is_unbiased_with_the_predicted_variance(kind):
     f = MLPField(d, hidden=16, generator=torch.Generator().manual_seed(8))
     point = random_points(1, d, seed=9)
     A = torch.autograd.functional.jacobian(lambda x: f(x[None], 0.3)[0], point[0])  # (d, d)
-    eps = probes(kind, (n, d), torch.Generator().manual_seed(10))
-    _, estimates = divergence_hutchinson(f, point.expand(n, d), 0.3, eps)
+    v = probes(kind, (n, d), torch.Generator().manual_seed(10))
+    _, estimates = divergence_hutchinson(f, point.expand(n, d), 0.3, v)
     standard_error = estimates.std() / math.sqrt(n)
     assert abs(estimates.mean() - A.trace()) < 3.0 * standard_error
     assert abs(estimates.var() / hutchinson_variance(A, kind) - 1.0) < 0.1
@@ -249,9 +283,9 @@ def test_hutchinson_log_density_is_unbiased():
     z0 = random_points(1, 2, seed=11).expand(n, 2)
     log_p0 = standard_normal_log_pdf(z0)
     _, exact = integrate_log_density(f, z0[:1], log_p0[:1], 0.0, 1.0, 50)
-    eps = probes("rademacher", (n, 2), torch.Generator().manual_seed(12))
+    v = probes("rademacher", (n, 2), torch.Generator().manual_seed(12))
     with torch.no_grad():
-        _, estimates = integrate_log_density(f, z0, log_p0, 0.0, 1.0, 50, eps=eps)
+        _, estimates = integrate_log_density(f, z0, log_p0, 0.0, 1.0, 50, v=v)
     assert estimates.std() > 0  # the estimate really is random
     assert abs(estimates.mean() - exact[0]) < 3.0 * estimates.std() / math.sqrt(n)
 
@@ -279,7 +313,7 @@ def test_bad_input_raises_clear_errors():
         odeint_rk4(f, z, 0.0, math.inf, 10)
     with pytest.raises(ValueError, match="shaped like its input"):
         odeint_rk4(lambda y, t: y[:, :1], z, 0.0, 1.0, 10)
-    with pytest.raises(ValueError, match="eps must have the shape of z"):
+    with pytest.raises(ValueError, match="the probe v must have the shape of z"):
         divergence_hutchinson(f, z, 0.0, torch.ones(3, 2, dtype=FLOAT64))
     with pytest.raises(ValueError, match="unknown probe kind 'uniform'"):
         probes("uniform", (3, 2))

@@ -7,7 +7,7 @@ dz/dt = f(z(t), t), then its log density changes along the trajectory as
 
 Integrating [z, log p] as one ODE (their eq. 4 appended to the state) gives the density of a
 flow without ever forming a determinant. Grathwohl et al. (2019), "FFJORD", eq. 7, replace the
-exact trace by Hutchinson's estimator eps^T (df/dz) eps, which one vector-Jacobian product gives.
+exact trace by Hutchinson's estimator v^T (df/dz) v, which one vector-Jacobian product gives.
 
 What is here, in reading order:
   * a fixed-step classical Runge-Kutta solver (RK4) that autograd can differentiate end to end;
@@ -15,8 +15,9 @@ What is here, in reading order:
   * the augmented dynamics [f, -tr df/dz] and the log density of a flow, forward and backward;
   * the Jacobian of the flow map by autograd through the solver, the determinant route to the
     same log density;
-  * three vector fields: a linear one (closed form), a time-dependent nonlinear "swirl" and a
-    small time-conditioned MLP of the kind a continuous normalizing flow trains.
+  * four vector fields: a linear one and a separable sine field (both with closed-form flows),
+    a time-dependent nonlinear "swirl" and a small time-conditioned MLP of the kind a continuous
+    normalizing flow trains.
 
 Shapes: B points, d dimensions. A vector field is a callable f(z, t) with z (B, d) and t a
 float, returning (B, d).
@@ -152,7 +153,7 @@ def rademacher(shape: tuple[int, ...], generator: torch.Generator | None = None,
 
 def probes(kind: str, shape: tuple[int, ...], generator: torch.Generator | None = None,
            dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Probe vectors eps with E[eps eps^T] = I: ``"rademacher"`` or ``"gaussian"``."""
+    """Probe vectors v with E[v v^T] = I: ``"rademacher"`` or ``"gaussian"``."""
     if kind == "rademacher":
         return rademacher(shape, generator, dtype)
     if kind == "gaussian":
@@ -161,42 +162,42 @@ def probes(kind: str, shape: tuple[int, ...], generator: torch.Generator | None 
 
 
 def divergence_hutchinson(
-    f: VectorField, z: torch.Tensor, t: float, eps: torch.Tensor
+    f: VectorField, z: torch.Tensor, t: float, v: torch.Tensor
 ) -> tuple[torch.Tensor, ...]:
-    """f(z, t) (B, d) and Hutchinson's estimate eps^T (df/dz) eps (B,) of its divergence.
+    """f(z, t) (B, d) and Hutchinson's estimate v^T (df/dz) v (B,) of its divergence.
 
-    FFJORD eq. 7: E[eps^T A eps] = tr(A E[eps eps^T]) = tr A for any probe with
-    E[eps eps^T] = I. One vector-Jacobian product eps^T (df/dz) costs about one evaluation of f,
-    whatever d is; the exact trace needs d of them.
+    FFJORD eq. 7: E[v^T A v] = tr(A E[v v^T]) = tr A for any probe v with E[v v^T] = I. One
+    vector-Jacobian product v^T (df/dz) costs about one evaluation of f, whatever d is; the
+    exact trace needs d of them.
     """
     _check_state("z", z)
-    if not torch.is_tensor(eps) or eps.shape != z.shape:
-        shape = tuple(eps.shape) if torch.is_tensor(eps) else type(eps).__name__
-        raise ValueError(f"eps must have the shape of z {tuple(z.shape)}, got {shape}")
+    if not torch.is_tensor(v) or v.shape != z.shape:
+        shape = tuple(v.shape) if torch.is_tensor(v) else type(v).__name__
+        raise ValueError(f"the probe v must have the shape of z {tuple(z.shape)}, got {shape}")
     keep_graph = torch.is_grad_enabled()
     with torch.enable_grad():
         z, dz = _field_with_graph(f, z, t)
-        (eps_J,) = torch.autograd.grad(dz, z, grad_outputs=eps, create_graph=keep_graph)  # (B, d)
-        estimate = (eps_J * eps).sum(dim=-1)  # (B,)
+        (v_J,) = torch.autograd.grad(dz, z, grad_outputs=v, create_graph=keep_graph)  # (B, d)
+        estimate = (v_J * v).sum(dim=-1)  # (B,)
     if not keep_graph:
         dz, estimate = dz.detach(), estimate.detach()
     return dz, estimate
 
 
 def hutchinson_variance(A: torch.Tensor, kind: str) -> torch.Tensor:
-    """Variance of one probe's estimate eps^T A eps of tr A (Hutchinson 1990; Avron & Toledo 2011).
+    """Variance of one probe's estimate v^T A v of tr A (Hutchinson 1990; Avron & Toledo 2011).
 
-    Only the symmetric part S = (A + A^T) / 2 matters, since eps^T A eps = eps^T S eps:
-    Rademacher 2 sum_{i != j} S_ij^2, Gaussian 2 ||S||_F^2.
+    Only the symmetric part A_sym = (A + A^T) / 2 matters, since v^T A v = v^T A_sym v:
+    Rademacher 2 sum_{i != j} (A_sym)_ij^2, Gaussian 2 ||A_sym||_F^2.
     """
     if not torch.is_tensor(A) or A.dim() != 2 or A.shape[0] != A.shape[1]:
         shape = tuple(A.shape) if torch.is_tensor(A) else type(A).__name__
         raise ValueError(f"A must be a square matrix, got shape {shape}")
-    S = 0.5 * (A + A.T)
+    A_sym = 0.5 * (A + A.T)
     if kind == "rademacher":
-        return 2.0 * (S.pow(2).sum() - S.diagonal().pow(2).sum())
+        return 2.0 * (A_sym.pow(2).sum() - A_sym.diagonal().pow(2).sum())
     if kind == "gaussian":
-        return 2.0 * S.pow(2).sum()
+        return 2.0 * A_sym.pow(2).sum()
     raise ValueError(f"unknown probe kind {kind!r}; use 'rademacher' or 'gaussian'")
 
 
@@ -204,19 +205,19 @@ def hutchinson_variance(A: torch.Tensor, kind: str) -> torch.Tensor:
 # The instantaneous change of variables: integrate [z, log p] together.
 
 
-def augmented_dynamics(f: VectorField, eps: torch.Tensor | None = None) -> VectorField:
-    """The ODE for the state [z, a] (B, d + 1): dz/dt = f(z, t), da/dt = -tr(df/dz).
+def augmented_dynamics(f: VectorField, v: torch.Tensor | None = None) -> VectorField:
+    """The ODE for the state [z, log p] (B, d + 1): dz/dt = f(z, t), d log p/dt = -tr(df/dz).
 
-    Chen et al. (2018) eq. 4. With a probe ``eps`` (B, d) the trace is Hutchinson's estimate
+    Chen et al. (2018) eq. 4. With a probe ``v`` (B, d) the trace is Hutchinson's estimate
     with that fixed probe throughout the solve (FFJORD); without one it is exact.
     """
 
     def dynamics(state: torch.Tensor, t: float) -> torch.Tensor:
         z = state[:, :-1]  # (B, d)
-        if eps is None:
+        if v is None:
             dz, div = divergence_exact(f, z, t)
         else:
-            dz, div = divergence_hutchinson(f, z, t, eps)
+            dz, div = divergence_hutchinson(f, z, t, v)
         return torch.cat([dz, -div[:, None]], dim=-1)  # (B, d + 1)
 
     return dynamics
@@ -229,11 +230,12 @@ def integrate_log_density(
     t0: float,
     t1: float,
     steps: int,
-    eps: torch.Tensor | None = None,
+    v: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Push points z0 (B, d) with log densities log_p0 (B,) from t0 to t1.
 
     Returns z(t1) (B, d) and log p_{t1}(z(t1)) = log p_{t0}(z0) - int_{t0}^{t1} tr(df/dz) dt (B,).
+    With a probe ``v`` (B, d) the trace is Hutchinson's estimate with that probe (FFJORD).
     """
     _check_state("z0", z0)
     if not torch.is_tensor(log_p0) or log_p0.shape != z0.shape[:1]:
@@ -242,7 +244,7 @@ def integrate_log_density(
             f"log_p0 must have shape ({z0.shape[0]},), one value per point, got {shape}"
         )
     state0 = torch.cat([z0, log_p0[:, None].to(z0.dtype)], dim=-1)  # (B, d + 1)
-    state1 = odeint_rk4(augmented_dynamics(f, eps), state0, t0, t1, steps)  # (B, d + 1)
+    state1 = odeint_rk4(augmented_dynamics(f, v), state0, t0, t1, steps)  # (B, d + 1)
     return state1[:, :-1], state1[:, -1]
 
 
@@ -255,13 +257,15 @@ def log_density(
 ) -> torch.Tensor:
     """log p_t(x) (B,) for points x (B, d): run the flow backwards from time t to 0.
 
-    The backward solve from [x, 0] ends at [z0, a] with z0 the point that the flow carries to x
-    and a = int_0^t tr(df/dz) ds along its trajectory, so log p_t(x) = log p_0(z0) - a.
+    The augmented ODE solved backwards from [x, 0] at time t ends at time 0 in
+    [z0, int_0^t tr(df/dz) ds]: z0 is the point that the flow carries to x, and the last
+    coordinate the integrated divergence along its trajectory. So
+    log p_t(x) = log p_0(z0) - int_0^t tr(df/dz) ds.
     """
     _check_state("x", x)
     zeros = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)  # (B,)
-    z0, a = integrate_log_density(f, x, zeros, t, 0.0, steps)
-    return log_p0(z0) - a
+    z0, trace_integral = integrate_log_density(f, x, zeros, t, 0.0, steps)
+    return log_p0(z0) - trace_integral
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,22 +309,78 @@ class LinearField(nn.Module):
         return z @ self.A.T  # (B, d)
 
 
+class SineField(nn.Module):
+    """A nonlinear field with a closed-form flow: f_i(z) = b_i sin z_i, one coordinate at a time.
+
+    Each coordinate solves dz_i/dt = b_i sin z_i on its own, and for |z_i(0)| < pi
+
+        z_i(t) = 2 arctan(exp(b_i t) tan(z_i(0) / 2)),
+
+    so the flow map, its Jacobian (diagonal) and the exact log density are all explicit. The
+    divergence sum_i b_i cos z_i varies in space: where it is positive the flow spreads points
+    apart and the density along them falls. This is the chapter's sine flow dz/dt = b(t) sin z
+    with constant rates, one per coordinate.
+    """
+
+    def __init__(self, b: tuple[float, ...] = (1.0, -0.5)):
+        super().__init__()
+        if len(b) < 1 or not all(math.isfinite(b_i) for b_i in b):
+            raise ValueError(f"b must be a non-empty tuple of finite rates, got {b!r}")
+        self.b = tuple(float(b_i) for b_i in b)
+
+    def _rates(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != len(self.b):
+            raise ValueError(
+                f"z must have shape (B, {len(self.b)}) for a field with {len(self.b)} rates, "
+                f"got {tuple(z.shape)}"
+            )
+        return torch.tensor(self.b, dtype=z.dtype, device=z.device)  # (d,)
+
+    def forward(self, z: torch.Tensor, t: float) -> torch.Tensor:
+        return self._rates(z) * torch.sin(z)  # (B, d)
+
+    def divergence(self, z: torch.Tensor, t: float = 0.0) -> torch.Tensor:
+        """The closed form tr(df/dz) = sum_i b_i cos z_i. (B, d) -> (B,)"""
+        return (self._rates(z) * torch.cos(z)).sum(dim=-1)
+
+    def _start(self, z0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_state("z0", z0)
+        if (z0.abs() >= math.pi).any():
+            raise ValueError("the closed form needs every coordinate of z0 in (-pi, pi)")
+        return self._rates(z0), torch.tan(0.5 * z0)  # (d,), (B, d)
+
+    def flow(self, z0: torch.Tensor, t: float) -> torch.Tensor:
+        """Phi_{0 -> t}(z0) (B, d), exactly."""
+        b, u = self._start(z0)
+        return 2.0 * torch.atan(torch.exp(b * t) * u)
+
+    def log_det_jacobian(self, z0: torch.Tensor, t: float) -> torch.Tensor:
+        """log det dPhi_{0 -> t}(z0)/dz0 (B,), exactly: a sum over the diagonal Jacobian.
+
+        dz_i(t)/dz_i(0) = exp(b_i t) (1 + u_i^2) / (1 + exp(2 b_i t) u_i^2), u_i = tan(z_i(0)/2).
+        """
+        b, u = self._start(z0)
+        u2 = u**2  # (B, d)
+        return (b * t + torch.log1p(u2) - torch.log1p(torch.exp(2.0 * b * t) * u2)).sum(dim=-1)
+
+
 class SwirlField(nn.Module):
     """A 2-D, time-dependent, nonlinear field: a differential rotation plus a split along z_1.
 
-        f(z, t) = omega R z / (1 + |z|^2) + beta(t) (m tanh(kappa z_1) e_1 - z),
+        f(z, t) = omega R z / (1 + |z|^2) + beta(t) (eta tanh(kappa z_1) e_1 - z),
         R = [[0, -1], [1, 0]],   beta(t) = beta0 (1 + sin(2 pi t) / 2).
 
     R is the rotation by a quarter turn (not the Jacobian J = df/dz of the text). The rotation
     turns points near the origin fastest, which shears mass into arms; it has zero divergence.
-    The second term pulls z_2 to 0 and, since m kappa > 1, sends z_1 to one of two stable
+    The second term pulls z_2 to 0 and, since eta kappa > 1, sends z_1 to one of two stable
     points +-z*, so the Gaussian splits in two; its divergence is
-    beta(t) (m kappa sech^2(kappa z_1) - 2). Both terms are Lipschitz in z, uniformly in t.
+    beta(t) (eta kappa sech^2(kappa z_1) - 2). Both terms are Lipschitz in z, uniformly in t.
     """
 
-    def __init__(self, omega: float = 3.0, beta0: float = 0.6, m: float = 1.5, kappa: float = 2.0):
+    def __init__(self, omega: float = 3.0, beta0: float = 0.6, eta: float = 1.5,
+                 kappa: float = 2.0):
         super().__init__()
-        self.omega, self.beta0, self.m, self.kappa = omega, beta0, m, kappa
+        self.omega, self.beta0, self.eta, self.kappa = omega, beta0, eta, kappa
 
     def beta(self, t: float) -> float:
         return self.beta0 * (1.0 + 0.5 * math.sin(2.0 * math.pi * t))
@@ -329,13 +389,13 @@ class SwirlField(nn.Module):
         z1, z2 = z[:, 0], z[:, 1]  # (B,) each
         swirl = self.omega / (1.0 + z1**2 + z2**2)  # (B,)
         rotation = torch.stack([-z2, z1], dim=-1) * swirl[:, None]  # (B, 2)
-        target = torch.stack([self.m * torch.tanh(self.kappa * z1), torch.zeros_like(z2)], dim=-1)
+        target = torch.stack([self.eta * torch.tanh(self.kappa * z1), torch.zeros_like(z2)], dim=-1)
         return rotation + self.beta(t) * (target - z)  # (B, 2)
 
     def divergence(self, z: torch.Tensor, t: float) -> torch.Tensor:
-        """The closed form tr(df/dz) = beta(t) (m kappa sech^2(kappa z_1) - 2). (B, 2) -> (B,)"""
+        """The closed form tr(df/dz) = beta(t) (eta kappa sech^2(kappa z_1) - 2). (B, 2) -> (B,)"""
         sech2 = 1.0 - torch.tanh(self.kappa * z[:, 0]) ** 2
-        return self.beta(t) * (self.m * self.kappa * sech2 - 2.0)
+        return self.beta(t) * (self.eta * self.kappa * sech2 - 2.0)
 
 
 class MLPField(nn.Module):
