@@ -16,22 +16,15 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import sympy as sp
-
-REPO = Path(__file__).resolve().parents[1]
-DERIVATIONS = REPO / "derivations"
-if str(DERIVATIONS) not in sys.path:
-    sys.path.insert(0, str(DERIVATIONS))
-
-import _check  # noqa: E402
-from test_derivations import load  # noqa: E402
+from derivation_scripts import DERIVATIONS, REPO, _check, load
 
 SCRIPTS = sorted(path.stem for path in DERIVATIONS.glob("[!_]*.py"))
-_LABELLED = re.compile(r"^\$\$(?P<tex>.*?)\$\$[ \t]*\((?P<label>[\w:-]+)\)[ \t]*$", re.S | re.M)
+_LABELLED = re.compile(
+    r"^\$\$(?P<tex>(?:(?!\$\$).)*?)\$\$[ \t]*\((?P<label>[\w:-]+)\)[ \t]*$", re.S | re.M
+)
 
 
 def labelled_equations() -> dict[str, tuple[str, str]]:
@@ -61,6 +54,12 @@ def labelled_checks() -> list[tuple[str, _check.Check]]:
 def test_labelled_equations_are_found():
     equations = labelled_equations()
     assert len(equations) > 20 and all(tex.strip() for _, tex in equations.values())
+    assert all("$$" not in tex for _, tex in equations.values())
+
+
+def test_an_unlabelled_display_is_not_read_into_the_next_label():
+    page = "$$\na = b\n$$\n\ntext\n\n$$\nc = d\n$$ (lab)\n"
+    assert [(m["label"], m["tex"].strip()) for m in _LABELLED.finditer(page)] == [("lab", "c = d")]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
