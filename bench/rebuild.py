@@ -50,7 +50,7 @@ class Scenario:
 SCENARIOS = [
     Scenario("no-change", "", set()),
     Scenario("vae-plot-cell", "book/vae_experiments.md", {"vae_experiments"}),
-    Scenario("nerf-module", "code/dgm/nerf.py", {"nerf_lab"}),
+    Scenario("nerf-module", "code/dgm/nerf.py", {"nerf_lab", "nerf_theory"}),
     Scenario("vae-module", "code/dgm/vae.py", {"vae_experiments"}),
     Scenario("gaussian-kl-script", "derivations/gaussian_kl.py", {"checks"}),
 ]
