@@ -181,7 +181,7 @@ def test_swirl_field_is_the_formula_in_its_docstring():
     z = random_points(20, 2, seed=8)  # (20, 2)
     R = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=FLOAT64)
     target = torch.zeros_like(z)  # (20, 2)
-    target[:, 0] = f.eta * torch.tanh(f.kappa * z[:, 0])
+    target[:, 0] = f.c * torch.tanh(f.kappa * z[:, 0])
     rotation = f.omega * (z @ R.T) / (1.0 + z.pow(2).sum(-1, keepdim=True))  # (20, 2)
     expected = rotation + f.beta(t) * (target - z)
     torch.testing.assert_close(f(z, t), expected, rtol=1e-14, atol=1e-14)
@@ -194,7 +194,7 @@ def test_swirl_log_density_at_the_fixed_origin_has_a_closed_form():
     origin = torch.zeros(1, 2, dtype=FLOAT64)
     assert f(origin, 0.4).abs().max() == 0.0
     beta_integral = f.beta0 * (t1 + (1.0 - math.cos(2.0 * math.pi * t1)) / (4.0 * math.pi))
-    exact = standard_normal_log_pdf(origin) - (f.eta * f.kappa - 2.0) * beta_integral
+    exact = standard_normal_log_pdf(origin) - (f.c * f.kappa - 2.0) * beta_integral
     with torch.no_grad():
         log_p = log_density(f, standard_normal_log_pdf, origin, t1, 130)
     torch.testing.assert_close(log_p, exact, rtol=0, atol=1e-9)

@@ -367,20 +367,20 @@ class SineField(nn.Module):
 class SwirlField(nn.Module):
     """A 2-D, time-dependent, nonlinear field: a differential rotation plus a split along z_1.
 
-        f(z, t) = omega R z / (1 + |z|^2) + beta(t) (eta tanh(kappa z_1) e_1 - z),
+        f(z, t) = omega R z / (1 + |z|^2) + beta(t) (c tanh(kappa z_1) e_1 - z),
         R = [[0, -1], [1, 0]],   beta(t) = beta0 (1 + sin(2 pi t) / 2).
 
     R is the rotation by a quarter turn (not the Jacobian J = df/dz of the text). The rotation
     turns points near the origin fastest, which shears mass into arms; it has zero divergence.
-    The second term pulls z_2 to 0 and, since eta kappa > 1, sends z_1 to one of two stable
+    The second term pulls z_2 to 0 and, since c kappa > 1, sends z_1 to one of two stable
     points +-z*, so the Gaussian splits in two; its divergence is
-    beta(t) (eta kappa sech^2(kappa z_1) - 2). Both terms are Lipschitz in z, uniformly in t.
+    beta(t) (c kappa sech^2(kappa z_1) - 2). Both terms are Lipschitz in z, uniformly in t.
     """
 
-    def __init__(self, omega: float = 3.0, beta0: float = 0.6, eta: float = 1.5,
+    def __init__(self, omega: float = 3.0, beta0: float = 0.6, c: float = 1.5,
                  kappa: float = 2.0):
         super().__init__()
-        self.omega, self.beta0, self.eta, self.kappa = omega, beta0, eta, kappa
+        self.omega, self.beta0, self.c, self.kappa = omega, beta0, c, kappa
 
     def beta(self, t: float) -> float:
         return self.beta0 * (1.0 + 0.5 * math.sin(2.0 * math.pi * t))
@@ -389,11 +389,11 @@ class SwirlField(nn.Module):
         z1, z2 = z[:, 0], z[:, 1]  # (B,) each
         swirl = self.omega / (1.0 + z1**2 + z2**2)  # (B,)
         rotation = torch.stack([-z2, z1], dim=-1) * swirl[:, None]  # (B, 2)
-        target = torch.stack([self.eta * torch.tanh(self.kappa * z1), torch.zeros_like(z2)], dim=-1)
+        target = torch.stack([self.c * torch.tanh(self.kappa * z1), torch.zeros_like(z2)], dim=-1)
         return rotation + self.beta(t) * (target - z)  # (B, 2)
 
     def divergence(self, z: torch.Tensor, t: float) -> torch.Tensor:
-        """The closed form tr(df/dz) = beta(t) (eta kappa sech^2(kappa z_1) - 2). (B, 2) -> (B,)"""
+        """The closed form tr(df/dz) = beta(t) (c kappa sech^2(kappa z_1) - 2). (B, 2) -> (B,)"""
         sech2 = 1.0 - torch.tanh(self.kappa * z[:, 0]) ** 2
         return self.beta(t) * (self.eta * self.kappa * sech2 - 2.0)
 
