@@ -1,10 +1,12 @@
 """Tests of dgm.vae: densities against torch.distributions, the reparameterization, the two
-ELBO estimators, the importance-weighted bound against quadrature, and every input check."""
+ELBO estimators, the importance-weighted bound against quadrature, and every input check; and of
+the experiments chapter's error bars (dgm.vae_analysis) and drawn figures (dgm.vae_figures)."""
 
 from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 from hypothesis import given, settings
@@ -26,6 +28,8 @@ from dgm.vae import (
     sgvb_loss,
     train_vae,
 )
+from dgm.vae_analysis import bootstrap_ratio, gradient_gram, trace_covariance
+from dgm.vae_figures import computation_graph, interpolation_figure
 
 FLOAT64 = torch.float64
 
@@ -352,3 +356,67 @@ def test_tile_lays_images_out_row_by_row():
 def test_bad_input_raises_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# -- error bars and figures of the experiments chapter (dgm.vae_analysis, dgm.vae_figures) ------
+
+
+def test_gradient_gram_gives_the_spread_that_gradient_variance_measures():
+    model = small_model(seed=6)
+    x = binary_batch(seed=7)
+    stats = gradient_variance(model, sgvb_loss, x, 30, generator=torch.Generator().manual_seed(2))
+    gram = gradient_gram(model, sgvb_loss, x, 30, generator=torch.Generator().manual_seed(2))
+    assert gram.shape == (30, 30) and torch.allclose(gram, gram.T)
+    torch.testing.assert_close(trace_covariance(gram).item(), stats["variance"], rtol=1e-9, atol=0)
+    torch.testing.assert_close(gram.sum().item() / 30**2, stats["mean_sq_norm"], rtol=1e-9,
+                               atol=1e-12)
+    with pytest.raises(ValueError, match="n must be >= 2"):
+        gradient_gram(model, sgvb_loss, x, 1)
+
+
+def test_trace_covariance_with_counts_is_the_spread_of_the_resampled_draws():
+    g = torch.Generator().manual_seed(3)
+    draws = torch.randn(6, 4, generator=g, dtype=FLOAT64)  # (n, parameters)
+    counts = torch.tensor([2.0, 0, 1, 0, 3, 0], dtype=FLOAT64)
+    repeated = draws.repeat_interleave(counts.long(), dim=0)  # the resample, written out
+    got = trace_covariance(draws @ draws.T, counts)
+    torch.testing.assert_close(got, repeated.var(0).sum(), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="square"):
+        trace_covariance(torch.zeros(3, 2))
+
+
+def test_bootstrap_ratio_covers_the_true_ratio_and_resamples_pairs():
+    g = torch.Generator().manual_seed(4)
+    n = 400
+    noise = torch.randn(n, 50, generator=g, dtype=FLOAT64)  # shared: the draws are paired
+    a, b = 2.0 * noise, noise + 0.1 * torch.randn(n, 50, generator=g, dtype=FLOAT64)
+    ratio, lower, upper = bootstrap_ratio(a @ a.T, b @ b.T, generator=g)
+    true = 4.0 / 1.01
+    assert lower < ratio < upper and lower < true < upper and lower > 1
+    # The same draws for both: a ratio of a set of draws to itself has no spread at all.
+    same = bootstrap_ratio(a @ a.T, a @ a.T, generator=g)
+    assert same == pytest.approx((1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="differ in shape"):
+        bootstrap_ratio(a @ a.T, b[:10] @ b[:10].T)
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_ratio(a @ a.T, b @ b.T, level=1.5)
+
+
+def test_interpolation_figure_writes_a_weight_under_each_column():
+    frames = torch.rand(5, 784)
+    fig = interpolation_figure([("a to b", {"one": frames, "two": frames}),
+                                ("c to d", {"one": frames})], [0, 0.25, 0.5, 0.75, 1])
+    labelled = [ax for ax in fig.axes if any(t.get_text() for t in ax.get_xticklabels())]
+    assert len(fig.axes) == 3 and len(labelled) == 2  # the last row of each block
+    assert [t.get_text() for t in labelled[0].get_xticklabels()] == [
+        "0.0", "0.2", "0.5", "0.8", "1.0"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="one per weight"):
+        interpolation_figure([("a to b", {"one": frames})], [0, 1])
+
+
+def test_computation_graph_draws():
+    fig = computation_graph()
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "sampled leaf" in texts and "no gradient" in texts
+    plt.close(fig)

@@ -134,7 +134,7 @@ def interpolation_figure(blocks: list[tuple[str, dict[str, torch.Tensor]]], weig
             ax = fig.add_subplot(grid[slot])
             slot += 1
             mosaic = tile(frames.reshape(-1, size, size), nrow=n)  # (size, n * (size + 1) - 1)
-            ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(mosaic.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
             ax.set_yticks([])
             ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
             centres = [c * (size + 1) + (size - 1) / 2 for c in range(n)]
