@@ -395,7 +395,7 @@ class SwirlField(nn.Module):
     def divergence(self, z: torch.Tensor, t: float) -> torch.Tensor:
         """The closed form tr(df/dz) = beta(t) (c kappa sech^2(kappa z_1) - 2). (B, 2) -> (B,)"""
         sech2 = 1.0 - torch.tanh(self.kappa * z[:, 0]) ** 2
-        return self.beta(t) * (self.eta * self.kappa * sech2 - 2.0)
+        return self.beta(t) * (self.c * self.kappa * sech2 - 2.0)
 
 
 class MLPField(nn.Module):
