@@ -317,14 +317,14 @@ def check_log_normal_pdf(claim: sp.Expr = LOG_NORMAL_PDF) -> Check:
     passed = all(vanishes(integral_against(f) - value) for f, value in moments) and same_positive(
         density, normal_pdf(x, mu, sigma**2)
     )
-    lhs = r"\ell(x) = \log \mathcal{N}(x;\, \mu, \sigma^2)"
+    lhs = r"\log \mathcal{N}(x;\, \mu, \sigma^2)"
     return Check(
         "the log-density is that of a Gaussian: total mass 1, the stated mean and variance",
         statement(lhs, claim),
         passed,
         len(moments) + 1,
-        details=r"\text{with } \int e^{\ell} dx = 1,\quad \int x\, e^{\ell} dx = \mu,\quad "
-        r"\int (x - \mu)^2 e^{\ell} dx = \sigma^2",
+        details=r"\text{with } \int \mathcal{N}\, dx = 1,\quad \int x\, \mathcal{N}\, dx = \mu,"
+        r"\quad \int (x - \mu)^2\, \mathcal{N}\, dx = \sigma^2",
     )
 
 
