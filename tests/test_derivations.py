@@ -8,7 +8,6 @@ test without editing this file.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import subprocess
 import sys
@@ -16,29 +15,9 @@ from pathlib import Path
 
 import pytest
 import sympy as sp
+from derivation_scripts import REPO, SCRIPTS, _check, load
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-REPO = Path(__file__).resolve().parents[1]
-DERIVATIONS = REPO / "derivations"
-SCRIPTS = sorted(DERIVATIONS.glob("[!_]*.py"))
-
-if str(DERIVATIONS) not in sys.path:
-    sys.path.insert(0, str(DERIVATIONS))  # the scripts import their common module, _check
-
-import _check  # noqa: E402  (found through the path set just above)
-
-
-def load(name: str):
-    """Import derivations/<name>.py as a module (its checks are not run on import)."""
-    module_name = f"derivation_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, DERIVATIONS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
 
 # ---------------------------------------------------------------------------------------------
 # Every script, run as a reader would run it
@@ -128,69 +107,7 @@ def test_gaussian_expectation_moments_and_bad_input():
         _check.gaussian_expectation(sp.exp(x), [x], [mu], [v])
 
 
-# ---------------------------------------------------------------------------------------------
-# A check must be able to fail: NeRF
-# ---------------------------------------------------------------------------------------------
-
-nerf = load("nerf_gradients")
-i, k, N = nerf.i, nerf.k, nerf.N
-alpha, delta, T, w, c = nerf.alpha, nerf.delta, nerf.T, nerf.w, nerf.c
-
-NERF_WRONG = {
-    "dalpha: (1 - alpha_i) dropped": ("check_dalpha", delta[i]),
-    "dalpha: alpha_i for 1 - alpha_i": ("check_dalpha", delta[i] * alpha[i]),
-    "dT: k >= i instead of k > i": (
-        "check_dT",
-        sp.Piecewise((-delta[i] * T[k], k >= i), (0, True)),
-    ),
-    "dT: sign flipped": ("check_dT", sp.Piecewise((delta[i] * T[k], k > i), (0, True))),
-    "dC/dc: alpha_i dropped": ("check_dC_dc", T[i]),
-    "dL/dc: factor 2 dropped": ("check_dL_dc", T[i] * alpha[i] * nerf.e),
-    "dC/dsigma: (1 - alpha_i) dropped": (
-        "check_dC_dsigma",
-        T[i] * delta[i] * c[i] - delta[i] * nerf.behind(T[k] * alpha[k] * c[k]),
-    ),
-    "dC/dsigma: sign of the occlusion term flipped": (
-        "check_dC_dsigma",
-        T[i] * delta[i] * (1 - alpha[i]) * c[i] + delta[i] * nerf.behind(T[k] * alpha[k] * c[k]),
-    ),
-    "dC/dsigma: sum starts at k = i": (
-        "check_dC_dsigma",
-        T[i] * delta[i] * (1 - alpha[i]) * c[i]
-        - delta[i] * sp.Sum(T[k] * alpha[k] * c[k], (k, i, N)),
-    ),
-    "dL/dsigma: factor 2 dropped": ("check_dL_dsigma", nerf.e_T * nerf.DC_DSIGMA),
-    "compact: T_i instead of T_{i+1}": (
-        "check_dC_dsigma_compact",
-        delta[i] * (T[i] * c[i] - nerf.behind(w[k] * c[k])),
-    ),
-    "compact loss: sign flipped": ("check_dL_dsigma_compact", -nerf.DL_DSIGMA_COMPACT),
-    "recursion: T_i alpha_i": ("check_transmittance_recursion", T[i] * alpha[i]),
-    "opacity: T_N instead of T_{N+1}": ("check_opacity", 1 - T[N]),
-    "same colour: T_N instead of T_{N+1}": (
-        "check_same_colour",
-        delta[i] * T[N] * nerf.c_common,
-    ),
-}
-
-
-@pytest.mark.parametrize("case", NERF_WRONG, ids=str)
-def test_nerf_check_fails_on_a_wrong_claim(case):
-    check_name, wrong_claim = NERF_WRONG[case]
-    check = getattr(nerf, check_name)
-    assert check(n_max=3).passed, "the book's claim must pass on short rays too"
-    result = check(wrong_claim, n_max=3)
-    assert not result.passed and result.status == "FAIL"
-
-
-def test_nerf_every_check_is_exercised_with_a_wrong_claim():
-    exercised = {check_name for check_name, _ in NERF_WRONG.values()}
-    assert exercised == {check.__name__ for check in nerf.CHECKS}
-
-
-def test_nerf_colour_claims_need_a_channel():
-    with pytest.raises(ValueError, match="one channel at a time"):
-        nerf.ray(2).instantiate(nerf.DC_DSIGMA, i=1)
+# The NeRF checks are made to fail in tests/test_derivations_nerf.py.
 
 
 # ---------------------------------------------------------------------------------------------

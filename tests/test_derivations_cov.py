@@ -9,30 +9,9 @@ flow dz/dt = b(t) sin z, whose divergence varies in space and time, tells the tw
 
 from __future__ import annotations
 
-import importlib.util
-import re
-import sys
-from pathlib import Path
-
 import pytest
 import sympy as sp
-
-REPO = Path(__file__).resolve().parents[1]
-DERIVATIONS = REPO / "derivations"
-if str(DERIVATIONS) not in sys.path:
-    sys.path.insert(0, str(DERIVATIONS))  # the script imports its common module, _check
-
-
-def load(name: str):
-    """Import derivations/<name>.py as a module (its checks are not run on import)."""
-    module_name = f"derivation_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, DERIVATIONS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
+from derivation_scripts import load
 
 cov = load("change_of_variables")
 A, J, M, t, h, a, b, s = cov.A, cov.J, cov.M, cov.t, cov.h, cov.a, cov.b, cov.s
@@ -140,30 +119,3 @@ def test_only_the_sine_flow_catches_a_jacobian_evaluated_at_the_start():
     sine = -cov.SINE_FIELD.diff(x).subs(at_start)
     assert cov.check_affine_rate(affine).passed  # the old flows cannot tell
     assert not cov.check_sine_rate(sine).passed
-
-
-def test_recorded_equations_are_the_chapter_equations():
-    """Each label a check names is printed in the chapter with exactly the recorded LaTeX."""
-    chapter = (REPO / "book" / "change_of_variables.md").read_text()
-    printed = {
-        match["label"]: match["tex"]
-        for match in re.finditer(
-            # the LaTeX may not contain $$, so an unlabelled display cannot run into the next one
-            r"^\$\$(?P<tex>(?:(?!\$\$).)*?)\$\$[ \t]*\((?P<label>[\w:-]+)\)[ \t]*$", chapter,
-            re.S | re.M,
-        )
-    }
-
-    def normalise(tex: str) -> str:
-        return re.sub(r"\s+", " ", tex).strip()
-
-    linked = [check() for check in (cov.check_det_remainder, cov.check_jacobi,
-                                    cov.check_log_det_rate, cov.check_liouville,
-                                    cov.check_affine_rate, cov.check_sine_flow_map,
-                                    cov.check_sine_continuity)]
-    assert {check.label for check in linked} | {"cov-continuity", "cov-icov"} >= set(cov.EQUATIONS)
-    for label, tex in cov.EQUATIONS.items():
-        assert label in printed, f"the chapter prints no equation labelled {label}"
-        assert normalise(printed[label]) == normalise(tex), label
-    for check in linked:
-        assert check.equation == cov.equation(check.label) and check.claim is not None

@@ -8,28 +8,9 @@ background, because a ray that passes every sample shows it.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import sympy as sp
-
-DERIVATIONS = Path(__file__).resolve().parents[1] / "derivations"
-if str(DERIVATIONS) not in sys.path:
-    sys.path.insert(0, str(DERIVATIONS))  # the script imports its common module, _check
-
-
-def load(name: str):
-    """derivations/<name>.py as a module, shared with the other tests that import it."""
-    module_name = f"derivation_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, DERIVATIONS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
+from derivation_scripts import load
 
 nerf = load("nerf_gradients")
 i, k, N = nerf.i, nerf.k, nerf.N
@@ -41,6 +22,16 @@ BACKGROUND = T[N + 1] * c_bg  # what the background contributes
 COMPACT_HIDDEN = nerf.behind(w[k] * c[k])
 
 WRONG = {
+    "dalpha: (1 - alpha_i) dropped": ("check_dalpha", delta[i]),
+    "dalpha: alpha_i for 1 - alpha_i": ("check_dalpha", delta[i] * alpha[i]),
+    "dT: k >= i instead of k > i": (
+        "check_dT", sp.Piecewise((-delta[i] * T[k], k >= i), (0, True)),
+    ),
+    "dT: sign flipped": ("check_dT", sp.Piecewise((delta[i] * T[k], k > i), (0, True))),
+    "dC/dc: alpha_i dropped": ("check_dC_dc", T[i]),
+    "dL/dc: factor 2 dropped": ("check_dL_dc", T[i] * alpha[i] * nerf.e),
+    "recursion: T_i alpha_i": ("check_transmittance_recursion", T[i] * alpha[i]),
+    "opacity: T_N instead of T_{N+1}": ("check_opacity", 1 - T[N]),
     "dC/dsigma: background term dropped (the homework's formula)": (
         "check_dC_dsigma", OWN - delta[i] * HIDDEN,
     ),
@@ -89,6 +80,15 @@ def test_nerf_check_fails_on_one_slip(case):
     assert check(n_max=3).passed, "the book's claim must pass on short rays too"
     result = check(wrong_claim, n_max=3)
     assert not result.passed and result.status == "FAIL"
+
+
+def test_every_check_is_exercised_with_a_wrong_claim():
+    assert {name for name, _ in WRONG.values()} == {check.__name__ for check in nerf.CHECKS}
+
+
+def test_colour_claims_need_a_channel():
+    with pytest.raises(ValueError, match="one channel at a time"):
+        nerf.ray(2).instantiate(nerf.DC_DSIGMA, i=1)
 
 
 def test_the_rendered_colour_of_a_ray_includes_the_background():

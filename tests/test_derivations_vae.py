@@ -9,27 +9,8 @@ claims of the original checks are in tests/test_derivations.py.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import sympy as sp
-
-DERIVATIONS = Path(__file__).resolve().parents[1] / "derivations"
-if str(DERIVATIONS) not in sys.path:
-    sys.path.insert(0, str(DERIVATIONS))  # the scripts import their common module, _check
-
-
-def load(name: str):
-    """Import derivations/<name>.py once (the same module object as tests/test_derivations.py)."""
-    module_name = f"derivation_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, DERIVATIONS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
+from derivation_scripts import load
 
 kl = load("gaussian_kl")
 elbo = load("elbo")
