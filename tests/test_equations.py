@@ -8,8 +8,9 @@ its symbols are those of the check's claim, the parsed expression is also compar
 itself, by the same exact zero test the scripts use.
 
 What this cannot see: an equation the chapter prints without a label, and a claim whose LaTeX the
-parser cannot read (sums over a symbolic N, bold vectors, named operators); for those the textual
-comparison is the whole guarantee.
+parser cannot read faithfully (sums, products and integrals, whose reach it misjudges; named
+operators; a subscripted symbol followed by a bracket, which it reads as a function call); for
+those the textual comparison is the whole guarantee.
 """
 
 from __future__ import annotations
@@ -94,9 +95,17 @@ def test_each_recorded_equation_is_the_one_the_chapter_prints():
 # Parsing the printed formula
 
 
-def _name(symbol: sp.Symbol) -> str:
-    """A symbol's name with LaTeX decoration removed: alpha_{i} and \\alpha_i are both alpha_i."""
-    return re.sub(r"[\\{}\s]", "", symbol.name)
+def _name(atom: sp.Basic) -> str:
+    """A symbol's name with LaTeX decoration removed, so that the parser's symbols meet the
+    script's: alpha_{i}, \alpha_i and the indexed alpha[i] are all alpha_i."""
+    if isinstance(atom, sp.Indexed):
+        indices = ",".join(str(index) for index in atom.indices)
+        return re.sub(r"\s", "", f"{atom.base}_{indices}")
+    return re.sub(r"[\\{}\s]", "", str(atom))
+
+
+# Markup that changes how a formula looks but not what it says, which the parser does not know.
+_LOOKS = re.compile(r"\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])|\\[,;:!]|\\mathbf\s*")
 
 
 def right_hand_side(tex: str) -> str:
@@ -113,18 +122,25 @@ def right_hand_side(tex: str) -> str:
 
 def parsed_difference(check: _check.Check) -> sp.Expr | None:
     """printed right-hand side − claim, or None where the parser cannot read it faithfully."""
+    from sympy.core.function import AppliedUndef
     from sympy.parsing.latex import parse_latex
 
-    rhs = right_hand_side(check.equation).strip().rstrip(".,")
+    rhs = _LOOKS.sub(" ", right_hand_side(check.equation)).strip().rstrip(".,")
+    if re.search(r"\\(?:sum|prod|int)(?![A-Za-z])", rhs):
+        return None  # the parser misreads how far a sum or an integral reaches
     try:
         parsed = parse_latex(rhs)
     except Exception:  # the parser's errors are several unrelated classes
         return None
+    if not isinstance(parsed, sp.Expr) or isinstance(parsed, sp.core.relational.Relational):
+        return None  # an inequality after the equation, "= 1 - T_{N+1} \\leq 1"
+    if parsed.atoms(AppliedUndef):
+        return None  # "\delta_i (1 - \alpha_i)" read as a function delta_i applied to 1 - alpha_i
     claim = sp.sympify(check.claim)
-    by_name = {_name(symbol): symbol for symbol in claim.free_symbols}
+    by_name = {_name(a): a for a in claim.atoms(sp.Symbol, sp.Indexed)}
     parsed_symbols = parsed.free_symbols
     if not parsed_symbols or any(_name(s) not in by_name for s in parsed_symbols):
-        return None  # a word or a sign the parser read as letters (mathbf, operatorname, ...)
+        return None  # a word or a sign the parser read as letters (operatorname, ...)
     parsed = parsed.subs({s: by_name[_name(s)] for s in parsed_symbols})
     return parsed - claim
 
