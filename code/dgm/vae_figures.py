@@ -78,6 +78,9 @@ def computation_graph():
     forward("decoder", "logits", (0.65, -0.6))
     forward("logits", "loss", (0.6, -0.55))
     _arrow(ax, (4.03, 0.75), (6.75, 1.55), rad=-0.15)
+    # log sigma^2 enters the KL too: up through the gap between the mu box and z's box.
+    ax.plot([4.03, 4.35, 4.35], [-0.62, -0.62, 1.2], color=FORWARD, lw=1.3, zorder=1)
+    _arrow(ax, (4.35, 1.2), (6.75, 1.45))
     _arrow(ax, (8.35, 1.5), (10.3, 0.33), rad=-0.2)
 
     # The backward pass: red, dashed, curving under the forward arrows it retraces.
