@@ -175,21 +175,39 @@ def test_backward_log_density_agrees_with_forward_push():
     torch.testing.assert_close(back, log_p1, rtol=0, atol=1e-7)
 
 
-def test_swirl_field_is_the_formula_in_its_docstring():
-    """f(z, t) = omega R z / (1 + |z|^2) + beta(t) (eta tanh(kappa z_1) e_1 - z), R a 90° turn."""
-    f, t = SwirlField(), 0.7
-    z = random_points(20, 2, seed=8)  # (20, 2)
-    R = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=FLOAT64)
-    target = torch.zeros_like(z)  # (20, 2)
-    target[:, 0] = f.c * torch.tanh(f.kappa * z[:, 0])
-    rotation = f.omega * (z @ R.T) / (1.0 + z.pow(2).sum(-1, keepdim=True))  # (20, 2)
-    expected = rotation + f.beta(t) * (target - z)
-    torch.testing.assert_close(f(z, t), expected, rtol=1e-14, atol=1e-14)
+def test_swirl_rotation_is_tangential_and_decays_away_from_the_origin():
+    """Without the pull (beta0 = 0) the field only turns points: z . f(z) = 0, and its speed is
+    omega |z| / (1 + |z|^2), largest on the unit circle."""
+    f = SwirlField(beta0=0.0)
+    z = random_points(50, 2, seed=8) * 3.0  # (50, 2)
+    v = f(z, 0.7)
+    radius = z.norm(dim=-1)
+    torch.testing.assert_close((z * v).sum(-1), torch.zeros(50, dtype=FLOAT64), atol=1e-14,
+                               rtol=0)
+    torch.testing.assert_close(v.norm(dim=-1), f.omega * radius / (1 + radius**2))
+
+
+def test_swirl_pull_has_the_two_stable_points_the_chapter_names():
+    """Without the rotation (omega = 0), z_2 decays at rate beta(t), and on the z_1 axis the
+    field vanishes at 0 and at the two roots of z = c tanh(kappa z), where it points inwards
+    from outside and outwards from inside (stable, since c kappa > 1)."""
+    f, t = SwirlField(omega=0.0), 0.3
+    z = random_points(50, 2, seed=9)
+    torch.testing.assert_close(f(z, t)[:, 1], -f.beta(t) * z[:, 1])
+    root = torch.tensor(1.0, dtype=FLOAT64)
+    for _ in range(100):  # fixed-point iteration z <- c tanh(kappa z) converges to the root
+        root = f.c * torch.tanh(f.kappa * root)
+    for sign in (1.0, -1.0):
+        on_axis = torch.tensor([[sign * root, 0.0]], dtype=FLOAT64)
+        assert f(on_axis, t).abs().max() < 1e-12
+        outside, inside = on_axis * 1.1, on_axis * 0.9
+        assert sign * f(outside, t)[0, 0] < 0 < sign * f(inside, t)[0, 0]
+    assert f(torch.zeros(1, 2, dtype=FLOAT64), t).abs().max() == 0.0
 
 
 def test_swirl_log_density_at_the_fixed_origin_has_a_closed_form():
-    """The origin never moves and its divergence is beta(t) (eta kappa - 2), so eq. cov-icov gives
-    log p_t1(0) = log p_0(0) - (eta kappa - 2) int_0^t1 beta dt, and the density there falls."""
+    """The origin never moves and its divergence is beta(t) (c kappa - 2), so eq. cov-icov gives
+    log p_t1(0) = log p_0(0) - (c kappa - 2) int_0^t1 beta dt, and the density there falls."""
     f, t1 = SwirlField(), 1.3
     origin = torch.zeros(1, 2, dtype=FLOAT64)
     assert f(origin, 0.4).abs().max() == 0.0
