@@ -1,5 +1,11 @@
 """Training helpers shared by the book's experiments: no model-specific code lives here.
 
+Shared by every trained model (VAE, language model, NeRF, flow): :class:`History`, the record of
+a run; :func:`warmup_cosine`, the one learning-rate schedule; :func:`check_finite_loss`; and the
+atomic checkpoints. The epoch loop (:func:`train_epoch`, :func:`fit`) is the VAE's, since only a
+data set small enough to hold as one tensor is cut into epochs; the step-based loops of the
+language model and the NeRF lab draw a fresh random batch each step and record the same History.
+
 - The data set is held in memory as one tensor and cut into shuffled minibatches by indexing
   (:func:`minibatches`), instead of a per-item ``DataLoader``: on a CPU that is several times
   faster for a data set the size of MNIST.
@@ -111,13 +117,45 @@ def evaluate(
 
 @dataclass
 class History:
-    """Per-epoch record of a run: mean training loss, evaluation loss, cumulative seconds, and
-    the number of CPU threads torch used."""
+    """The record of a training run, the same for every model of the book.
 
+    ``step_loss`` holds the loss of every optimiser step's minibatch. At each evaluation (after
+    every epoch, or every so many steps) ``eval_step`` records the number of steps taken so far,
+    ``train_loss`` the training loss (the epoch's mean, or a probe of training data),
+    ``eval_loss`` the held-out loss and ``seconds`` the training time so far, evaluations
+    excluded. ``threads`` is the number of CPU threads torch used.
+    """
+
+    step_loss: list[float] = field(default_factory=list)
+    eval_step: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     eval_loss: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     threads: int = 0
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, steps: int, warmup: int, final: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The book's one learning-rate schedule: a linear warm-up, then a cosine decay.
+
+    Step s (counted from 0) runs at ``lr * (s + 1) / warmup`` for s < ``warmup``, then decays
+    along half a cosine from ``lr`` to ``final * lr`` at step ``steps``; ``lr`` is each
+    parameter group's initial rate. Call ``scheduler.step()`` after every optimiser step.
+    """
+    if steps < 1 or not 0 <= warmup <= steps or not 0.0 <= final <= 1.0:
+        raise ValueError(
+            f"need steps >= 1, 0 <= warmup <= steps and 0 <= final <= 1, "
+            f"got steps={steps}, warmup={warmup}, final={final}"
+        )
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def fit(
