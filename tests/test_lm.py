@@ -16,7 +16,6 @@ from dgm.lm import (
     evaluate_nll,
     generate,
     get_batch,
-    learning_rate,
     random_windows,
     sample_next,
     top_k_filter,
@@ -354,19 +353,7 @@ def test_generate_bad_input_and_long_prompt():
 
 
 # ----------------------------------------------------------------------------------------------
-# The training loop and its schedule.
-
-
-def test_learning_rate_warms_up_then_decays_to_a_tenth():
-    steps, lr, warmup = 100, 3e-3, 10
-    rates = [learning_rate(s, steps, lr, warmup) for s in range(steps + 1)]
-    assert rates[0] == pytest.approx(lr / warmup)
-    assert all(a < b for a, b in zip(rates[: warmup - 1], rates[1:warmup], strict=True))
-    assert rates[warmup - 1] == pytest.approx(lr) == rates[warmup]  # the peak; the cosine starts
-    after = rates[warmup:]
-    assert all(a >= b for a, b in zip(after, after[1:], strict=False))
-    assert rates[steps] == pytest.approx(lr / 10)
-    assert min(rates) >= lr / 10 - 1e-15
+# The training loop.
 
 
 def test_train_lowers_the_loss_and_records_every_evaluation():
@@ -375,9 +362,9 @@ def test_train_lowers_the_loss_and_records_every_evaluation():
     history = train(model, data[:300], data[300:], steps=60, batch_size=8, lr=1e-2, warmup=5,
                     eval_every=20, generator=torch.Generator().manual_seed(0), progress=False)
     assert history.eval_step == [20, 40, 60] and len(history.step_loss) == 60
-    assert len(history.train_nll) == len(history.val_nll) == 3
-    assert history.val_nll[-1] < 0.5 * math.log(V)  # far below guessing
-    assert history.val_nll[-1] < history.val_nll[0]
+    assert len(history.train_loss) == len(history.eval_loss) == len(history.seconds) == 3
+    assert history.eval_loss[-1] < 0.5 * math.log(V)  # far below guessing
+    assert history.eval_loss[-1] < history.eval_loss[0]
     assert not model.training  # handed back in evaluation mode
 
 

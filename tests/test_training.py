@@ -1,5 +1,5 @@
-"""Tests of dgm.training: batching, the loop's non-finite-loss stop, the progress bar, and
-atomic checkpoints."""
+"""Tests of dgm.training: batching, the loop's non-finite-loss stop, the progress bar, atomic
+checkpoints, and the one learning-rate schedule."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import dgm.training as training
@@ -18,6 +20,7 @@ from dgm.training import (
     minibatches,
     save_checkpoint,
     train_epoch,
+    warmup_cosine,
 )
 
 
@@ -149,3 +152,42 @@ def test_loading_refuses_corrupt_missing_and_unsafe_files(tmp_path):
     no_optimizer = save_checkpoint(tmp_path / "weights.pt", model)
     with pytest.raises(ValueError, match="no optimiser state"):
         load_checkpoint(no_optimizer, model, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def rates_of(steps: int, warmup: int, final: float, lr: float = 3e-3) -> list[float]:
+    """The learning rate of each of ``steps`` optimiser steps under warmup_cosine, as applied."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = warmup_cosine(optimizer, steps, warmup, final)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    rates.append(optimizer.param_groups[0]["lr"])  # after the last step
+    return rates
+
+
+@given(steps=st.integers(2, 300), data=st.data(), final=st.floats(0.0, 1.0))
+@settings(max_examples=40, deadline=None)
+def test_warmup_cosine_rises_linearly_then_falls_to_its_floor(steps, data, final):
+    lr, warmup = 3e-3, data.draw(st.integers(0, steps - 1))
+    rates = rates_of(steps, warmup, final, lr)
+    rising, falling = rates[:warmup], rates[warmup:]
+    assert rising == pytest.approx([lr * (s + 1) / warmup for s in range(warmup)])
+    assert falling[0] == pytest.approx(lr)  # the peak, where the cosine starts
+    assert all(a >= b - 1e-15 for a, b in zip(falling, falling[1:], strict=False))
+    assert rates[steps] == pytest.approx(final * lr)  # the floor, reached at the last step
+    assert min(falling) >= final * lr - 1e-15  # never below the floor once it decays
+
+
+def test_warmup_cosine_reaches_half_way_at_the_middle_of_the_decay():
+    rates = rates_of(110, 10, 0.1)
+    assert rates[60] == pytest.approx(3e-3 * (0.1 + 0.9 * 0.5))  # cos(pi / 2) = 0
+
+
+@pytest.mark.parametrize("steps, warmup, final", [(0, 0, 0.0), (10, 11, 0.0), (10, -1, 0.0),
+                                                   (10, 2, 1.5)])
+def test_warmup_cosine_refuses_a_schedule_it_cannot_run(steps, warmup, final):
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    with pytest.raises(ValueError, match="warmup"):
+        warmup_cosine(optimizer, steps, warmup, final)

@@ -31,6 +31,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from dgm.inputs import check_points
+
 VectorField = Callable[[torch.Tensor, float], torch.Tensor]
 
 # ----------------------------------------------------------------------------------------------
@@ -38,17 +40,7 @@ VectorField = Callable[[torch.Tensor, float], torch.Tensor]
 
 
 def _check_state(name: str, y: torch.Tensor) -> None:
-    if not torch.is_tensor(y):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(y).__name__}")
-    if y.dim() != 2:
-        raise ValueError(
-            f"{name} must have shape (B, d) (a batch of points), got {tuple(y.shape)}; "
-            "for a single point use y[None, :]."
-        )
-    if not torch.is_floating_point(y):
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {y.dtype}")
-    if not torch.isfinite(y).all():
-        raise ValueError(f"{name} contains NaN or inf; start the flow from finite points.")
+    check_points(name, y, "start the flow from finite points.")
 
 
 def _check_steps(steps: int) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -36,8 +36,9 @@ from torch import nn
 from tqdm import tqdm
 
 from dgm.config import seed_everything
+from dgm.inputs import check_token_ids, unchecked
 from dgm.results import cached
-from dgm.training import check_finite_loss
+from dgm.training import History, check_finite_loss, warmup_cosine
 
 # ----------------------------------------------------------------------------------------------
 # Configuration and the mask.
@@ -210,13 +211,8 @@ class GPT(nn.Module):
 
     def check_input(self, idx: torch.Tensor, T_past: int = 0) -> None:
         """Raise ValueError unless idx is (B, T) of token ids, 1 <= T_past + T <= block_size."""
-        if not torch.is_tensor(idx) or idx.dim() != 2 or idx.dtype != torch.long:
-            shape = tuple(idx.shape) if torch.is_tensor(idx) else type(idx).__name__
-            raise ValueError(
-                f"idx must be a (B, T) tensor of int64 token ids, got {shape}; "
-                "for one sequence use idx[None, :]"
-            )
-        B, T = idx.shape
+        check_token_ids("idx", idx, self.config.vocab_size)
+        T = idx.shape[1]
         if T < 1:
             raise ValueError("idx has no tokens (T = 0); start every sequence with BOS")
         if T_past + T > self.config.block_size:
@@ -225,8 +221,6 @@ class GPT(nn.Module):
                 f"{self.config.block_size}: the model has no position embedding beyond that. "
                 "Keep the last block_size tokens (idx[:, -block_size:]); generate() does so."
             )
-        if idx.min() < 0 or idx.max() >= self.config.vocab_size:
-            raise ValueError(f"token ids must lie in 0..{self.config.vocab_size - 1}")
 
     def forward(self, idx, targets=None, cache: list[LayerCache] | None = None):
         T_past = len(cache[0]) if cache is not None else 0
@@ -365,26 +359,6 @@ def bigram_nll(train: torch.Tensor, val: torch.Tensor, V: int, alpha: float = 0.
     return -log_p[val[:-1], val[1:]].mean().item()
 
 
-@dataclass
-class LMHistory:
-    """A training run: the loss of every step's minibatch, and periodic evaluations."""
-
-    step_loss: list[float] = field(default_factory=list)
-    eval_step: list[int] = field(default_factory=list)
-    train_nll: list[float] = field(default_factory=list)
-    val_nll: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    threads: int = 0  # CPU threads torch used
-
-
-def learning_rate(step: int, steps: int, lr: float, warmup: int) -> float:
-    """Linear warm-up for ``warmup`` steps, then cosine decay from lr to lr / 10."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
 def train(
     model: GPT,
     train_data: torch.Tensor,
@@ -398,8 +372,11 @@ def train(
     generator: torch.Generator | None = None,
     progress: bool | None = None,
     probe_seed: int = 0,
-) -> LMHistory:
+) -> History:
     """AdamW on shifted minibatches from ``train_data`` for ``steps`` steps (teacher forcing).
+
+    The learning rate warms up linearly over the first ``warmup`` steps (all of them if the run
+    is shorter) and then decays along a cosine to lr / 10 (:func:`dgm.training.warmup_cosine`).
 
     Every ``eval_every`` steps, and after the last, the NLL of the whole validation split
     (:func:`evaluate_nll`) and of as many targets in random windows of the training split
@@ -411,31 +388,38 @@ def train(
         raise ValueError(f"steps and eval_every must be >= 1, got {steps} and {eval_every}")
     T = model.config.block_size
     device = next(model.parameters()).device
+    for name, data in (("train_data", train_data), ("val_data", val_data)):  # the door
+        check_token_ids(name, data[None], model.config.vocab_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = warmup_cosine(optimizer, steps, min(warmup, steps), final=0.1)
     probe_generator = torch.Generator().manual_seed(probe_seed)
     train_probe = random_windows(train_data, T, len(val_data) - 1, probe_generator)  # (n, T + 1)
-    history = LMHistory(threads=torch.get_num_threads())
+    history = History(threads=torch.get_num_threads())
+    step_loss = torch.empty(steps)  # filled without a host round trip per step
     bar = tqdm(range(steps), desc="train", disable=None if progress is None else not progress)
-    for step in bar:
-        start = time.perf_counter()
-        model.train()
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr, warmup)
-        x, y = get_batch(train_data, T, batch_size, generator)  # (B, T), (B, T)
-        x, y = x.to(device), y.to(device)
-        _, loss = model(x, y)
-        check_finite_loss(loss, f"step {step} of {steps}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        history.seconds += time.perf_counter() - start
-        history.step_loss.append(loss.item())
-        if (step + 1) % eval_every == 0 or step + 1 == steps:
-            history.eval_step.append(step + 1)
-            history.train_nll.append(windows_nll(model, train_probe))
-            history.val_nll.append(evaluate_nll(model, val_data))
-            bar.set_postfix(train=f"{history.train_nll[-1]:.3f}", val=f"{history.val_nll[-1]:.3f}")
+    elapsed = 0.0
+    with unchecked():  # the ids were checked above; the steps only index them
+        for step in bar:
+            start = time.perf_counter()
+            model.train()
+            x, y = get_batch(train_data, T, batch_size, generator)  # (B, T), (B, T)
+            _, loss = model(x.to(device), y.to(device))
+            check_finite_loss(loss, f"step {step} of {steps}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step_loss[step] = loss.detach()
+            elapsed += time.perf_counter() - start
+            if (step + 1) % eval_every == 0 or step + 1 == steps:
+                history.eval_step.append(step + 1)
+                history.seconds.append(elapsed)
+                history.train_loss.append(windows_nll(model, train_probe))
+                history.eval_loss.append(evaluate_nll(model, val_data))
+                bar.set_postfix(train=f"{history.train_loss[-1]:.3f}",
+                                val=f"{history.eval_loss[-1]:.3f}")
     bar.close()
+    history.step_loss = step_loss.tolist()
     model.eval()
     return history
 
@@ -447,7 +431,7 @@ def trained_gpt(
     steps: int,
     seed: int = 0,
     **train_options,
-) -> tuple[GPT, LMHistory, float]:
+) -> tuple[GPT, History, float]:
     """A fresh :class:`GPT` trained by :func:`train`, run once per content key and afterwards
     read from the result store (:func:`dgm.results.cached`).
 
@@ -468,7 +452,7 @@ def trained_gpt(
     stored = cached("gpt", train_model, config=key, code=("dgm.lm",), data=(train_data, val_data))
     model = GPT(config)
     model.load_state_dict(stored["state"])
-    return model.eval(), LMHistory(**stored["history"]), stored["seconds"]
+    return model.eval(), History(**stored["history"]), stored["seconds"]
 
 
 # ----------------------------------------------------------------------------------------------

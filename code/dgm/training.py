@@ -67,36 +67,35 @@ def train_epoch(
     scheduler=None,
     progress: bool | None = None,
     desc: str = "train",
-) -> float:
-    """One pass over ``data`` (a tensor, first dimension = examples); returns the mean loss.
+) -> torch.Tensor:
+    """One pass over ``data`` (a tensor, first dimension = examples); returns each step's loss.
 
     ``loss_fn(model, batch)`` returns the scalar loss of a batch; ``transform`` (for example
-    :func:`dynamic_binarize`) is applied to each batch first; ``scheduler.step()`` runs after
-    every optimiser step. ``progress=None`` shows the bar only when stderr is a terminal.
+    :func:`dgm.data.dynamic_binarize`) is applied to each batch first; ``scheduler.step()`` runs
+    after every optimiser step. The losses are gathered in one tensor (no host round trip per
+    step); ``progress=None`` shows the bar only when stderr is a terminal.
     """
     model.train()
     device = next(model.parameters()).device
-    total, count = 0.0, 0
     batches = list(minibatches(len(data), batch_size, generator))
+    losses = torch.empty(len(batches), device=device)
     bar = tqdm(batches, desc=desc, leave=False, disable=None if progress is None else not progress)
     for step, index in enumerate(bar):
         batch = data[index]  # (b, ...)
         if transform is not None:
             batch = transform(batch)
-        batch = batch.to(device)
-        loss = loss_fn(model, batch)
+        loss = loss_fn(model, batch.to(device))
         check_finite_loss(loss, f"{desc}, step {step} of {len(batches)}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        total += loss.item() * len(index)
-        count += len(index)
-        if step % 50 == 0:
+        losses[step] = loss.detach()
+        if step % 50 == 0 and not bar.disable:
             bar.set_postfix(loss=f"{loss.item():.2f}")
     bar.close()
-    return total / count
+    return losses.cpu()
 
 
 @torch.no_grad()
@@ -173,20 +172,24 @@ def fit(
 ) -> History:
     """Train for ``epochs`` passes; after each, call ``evaluate_fn(model)`` if given.
 
-    ``seconds`` counts training time only (evaluation excluded).
+    The History has one evaluation per epoch: ``train_loss`` is the epoch's mean minibatch loss
+    (each batch weighted by its size) and ``seconds`` counts training time only.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     history = History(threads=torch.get_num_threads())
+    sizes = torch.tensor([len(b) for b in minibatches(len(data), batch_size, shuffle=False)])
     elapsed = 0.0
     for epoch in range(epochs):
         start = time.perf_counter()
-        loss = train_epoch(
+        losses = train_epoch(
             model, optimizer, loss_fn, data, batch_size, generator, transform, scheduler,
             progress, desc=f"epoch {epoch + 1}/{epochs}",
         )
         elapsed += time.perf_counter() - start
-        history.train_loss.append(loss)
+        history.step_loss.extend(losses.tolist())
+        history.eval_step.append(len(history.step_loss))
+        history.train_loss.append((losses.double() * sizes).sum().item() / len(data))
         history.seconds.append(elapsed)
         history.eval_loss.append(evaluate_fn(model) if evaluate_fn is not None else math.nan)
     return history
