@@ -395,7 +395,7 @@ def train(
     probe_generator = torch.Generator().manual_seed(probe_seed)
     train_probe = random_windows(train_data, T, len(val_data) - 1, probe_generator)  # (n, T + 1)
     history = History(threads=torch.get_num_threads())
-    step_loss = torch.empty(steps)  # filled without a host round trip per step
+    step_loss = torch.empty(steps, device=device)  # filled without a host round trip
     bar = tqdm(range(steps), desc="train", disable=None if progress is None else not progress)
     elapsed = 0.0
     with unchecked():  # the ids were checked above; the steps only index them

@@ -266,8 +266,9 @@ def importance_log_weights(
 
     Their mean over K is an unbiased estimate of the ELBO; their log-mean-exp is the IWAE bound.
     The K samples are decoded in chunks of at most ``max_rows`` decoder rows, so memory stays
-    bounded for K in the thousands; the default keeps a chunk's activations in a CPU's last-level
-    cache while its matrix products stay large (``bench/iwae_eval.py`` measures the choice).
+    bounded for K in the thousands. The default is meant to keep a chunk's activations (about
+    16,384 x 784 floats at most) within a CPU's last-level cache while its matrix products stay
+    large; it has not yet been timed against larger chunks on a quiet machine.
     """
     if int(k) != k or k < 1:
         raise ValueError(f"k (the number of importance samples) must be an integer >= 1, got {k}")
