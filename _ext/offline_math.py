@@ -19,6 +19,8 @@ from pathlib import Path
 
 from sphinx.errors import ConfigError
 
+from dgm.files import npm_pack
+
 VERSION = "3.2.2"
 ENTRY = "tex-mml-chtml.js"
 
@@ -32,13 +34,10 @@ def fetch_mathjax(root: Path) -> Path:
     target = mathjax_folder(root)
     if (target / ENTRY).is_file():
         return target
-    if shutil.which("npm") is None:
-        raise RuntimeError("npm is not installed: install Node.js and npm (apt-get install npm)")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".mathjax-") as work:
-        subprocess.run(["npm", "pack", "--silent", f"mathjax@{VERSION}"], cwd=work, check=True,
-                       stdout=subprocess.DEVNULL)
-        with tarfile.open(Path(work) / f"mathjax-{VERSION}.tgz") as archive:
+        tarball = npm_pack(f"mathjax@{VERSION}", work)
+        with tarfile.open(tarball) as archive:
             archive.extractall(work, filter="data")
         es5 = Path(work) / "package" / "es5"
         if not (es5 / ENTRY).is_file():
@@ -51,7 +50,7 @@ def fetch_mathjax(root: Path) -> Path:
 def ensure_mathjax(app, config) -> None:
     try:
         fetch_mathjax(Path(app.srcdir))
-    except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
         raise ConfigError(
             f"MathJax is missing from _vendor/mathjax and could not be fetched ({error}); "
             "once npm works, run `make mathjax` and build again."

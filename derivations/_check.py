@@ -13,6 +13,8 @@ decided by evaluating at numbers.
 from __future__ import annotations
 
 import functools
+import os
+import pickle
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -236,8 +238,22 @@ def gaussian_expectation(
 # ---------------------------------------------------------------------------------------------
 
 
+def equation_table(equations: dict[str, str]) -> dict[str, str]:
+    """A script's table of chapter equations (label -> LaTeX, as the chapter prints it), each
+    stripped of the line breaks around it, so that it can be typed as a raw triple-quoted string."""
+    return {label: tex.strip() for label, tex in equations.items()}
+
+
+RECORDS = "DERIVATION_RECORDS"
+
+
 def report(checks: Iterable[Check], out=None) -> int:
-    """Print each check as it completes, then a summary; return the exit status (0: all pass)."""
+    """Print each check as it completes, then a summary; return the exit status (0: all pass).
+
+    If the environment variable ``DERIVATION_RECORDS`` names a file, the checks themselves are
+    also pickled there, so that a caller reads the results of this one run instead of proving
+    everything again.
+    """
     out = out or sys.stdout
     results = []
     for check in checks:
@@ -250,6 +266,9 @@ def report(checks: Iterable[Check], out=None) -> int:
             print(f"      {check.details}", file=out)
         out.flush()
     failed = [check.name for check in results if not check.passed]
+    if os.environ.get(RECORDS):  # a caller (the test suite) wants the results themselves
+        with open(os.environ[RECORDS], "wb") as file:
+            pickle.dump(tuple(results), file)
     total_cases = sum(check.cases for check in results)
     print(
         f"{len(results) - len(failed)} of {len(results)} identities proved "

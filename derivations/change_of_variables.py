@@ -43,6 +43,7 @@ import sys
 import sympy as sp
 from _check import (
     Check,
+    equation_table,
     latex,
     normal_pdf,
     product,
@@ -69,7 +70,7 @@ x_vec = sp.MatrixSymbol("x", n, 1)
 p_0 = sp.Function("p_0")
 
 # The chapter's labelled equations that the checks below prove, exactly as the chapter prints them.
-EQUATIONS = {
+EQUATIONS = equation_table({
     "cov-det-expansion": r"""
 \det(I + A) = 1 + \operatorname{tr} A + O\bigl(\lVert A \rVert^2\bigr)
 """,
@@ -94,12 +95,7 @@ f}{\partial z}(z(t), t)\right)
     "cov-sine-flow-map": r"""
 \Phi_{0 \to t}(z_0) = 2 \arctan\Bigl(e^{\int_0^t b(s)\, \mathrm{d}s} \tan \frac{z_0}{2}\Bigr)
 """,
-}
-
-
-def equation(label: str) -> str:
-    """The LaTeX of the chapter equation ``label``, without the blank lines around it."""
-    return EQUATIONS[label].strip()
+})
 
 
 # Eq. cov-det-expansion: det(I + A) = DET_FIRST_ORDER + a remainder of degree >= 2 in the entries.
@@ -274,7 +270,7 @@ def check_jacobi(claim: sp.Expr = JACOBI, sizes=SIZES) -> Check:
 
     claimed = statement(r"\frac{\mathrm{d}}{\mathrm{d}t} \det M(t)", claim)
     return per_size_check("Jacobi's formula", claimed, agrees, sizes,
-                          label="cov-jacobi-formula", equation=equation("cov-jacobi-formula"),
+                          label="cov-jacobi-formula", equation=EQUATIONS["cov-jacobi-formula"],
                           claim=claim)
 
 
@@ -300,7 +296,7 @@ def check_det_remainder(claim: sp.Expr = DET_FIRST_ORDER, sizes=SIZES) -> Check:
         statement(r"\det(I + A)", claim, r" + R(A)"), agrees, sizes,
         details=r"\text{where every monomial of } R(A) \text{ in the entries } A_{jk}"
         r"\text{ has degree} \ge 2",
-        label="cov-det-expansion", equation=equation("cov-det-expansion"), claim=claim,
+        label="cov-det-expansion", equation=EQUATIONS["cov-det-expansion"], claim=claim,
     )
 
 
@@ -317,7 +313,7 @@ def check_log_det_rate(claim: sp.Expr = LOG_DET_RATE, sizes=SIZES) -> Check:
         statement(r"\frac{\mathrm{d}}{\mathrm{d}t} \log \det M", claim,
                   r" \quad\text{for}\quad \dot{M} = J M"),
         agrees, sizes, r",\ J(t) \text{ general}",
-        label="cov-jacobi", equation=equation("cov-jacobi"), claim=claim,
+        label="cov-jacobi", equation=EQUATIONS["cov-jacobi"], claim=claim,
     )
 
 
@@ -336,7 +332,7 @@ def check_liouville(claim: sp.Expr = LIOUVILLE, sizes=SIZES) -> Check:
         "Liouville's formula",
         statement(r"\det M(t)", claim, r" \quad\text{for}\quad \dot{M} = J M,\ M(0) = I"),
         agrees, sizes, r",\ J(t) \text{ general}",
-        label="cov-liouville", equation=equation("cov-liouville"), claim=claim,
+        label="cov-liouville", equation=EQUATIONS["cov-liouville"], claim=claim,
     )
 
 
@@ -352,7 +348,7 @@ def check_linear_continuity(claim: sp.Expr = LINEAR_DENSITY, size: int = FLOW_SI
         vanishes(residual),
         1,
         rf"n = {size},\ A \text{{ and }} p_0 \text{{ general}}",
-        label="cov-continuity", equation=equation("cov-continuity"), claim=claim,
+        label="cov-continuity", equation=EQUATIONS["cov-continuity"], claim=claim,
     )
 
 
@@ -374,7 +370,7 @@ def check_linear_rate(claim: sp.Expr = LINEAR_RATE, size: int = FLOW_SIZE) -> Ch
         passed,
         1,
         rf"n = {size},\ A \text{{ and }} p_0 \text{{ general}}",
-        label="cov-icov", equation=equation("cov-icov"), claim=claim,
+        label="cov-icov", equation=EQUATIONS["cov-icov"], claim=claim,
     )
 
 
@@ -427,7 +423,7 @@ def check_affine_continuity(
         statement_tex,
         vanishes(sp.expand(residual / p)),
         details=where_mean_variance(mean, variance),
-        label="cov-continuity", equation=equation("cov-continuity"), claim=p,
+        label="cov-continuity", equation=EQUATIONS["cov-continuity"], claim=p,
     )
 
 
@@ -440,7 +436,7 @@ def check_affine_rate(claim: sp.Expr = AFFINE_RATE) -> Check:
     passed = vanishes(rate - claim) and vanishes(claim + AFFINE_FIELD.diff(x))
     lhs = r"\frac{\mathrm{d}}{\mathrm{d}t} \log p_t(z(t)) = -\frac{\partial f}{\partial z}"
     return Check("the affine flow's log-density along a trajectory", statement(lhs, claim), passed,
-                 label="cov-icov", equation=equation("cov-icov"), claim=claim)
+                 label="cov-icov", equation=EQUATIONS["cov-icov"], claim=claim)
 
 
 SINE_SCOPE = r"b \text{ and } p_0 \text{ general},\ \lvert z_0 \rvert < \pi"
@@ -459,7 +455,7 @@ def check_sine_flow_map(claim: sp.Expr = SINE_FLOW_MAP) -> Check:
         statement(r"\Phi_{0 \to t}(z_0)", claim),
         solves and starts,
         scope=SINE_SCOPE,
-        label="cov-sine-flow-map", equation=equation("cov-sine-flow-map"), claim=claim,
+        label="cov-sine-flow-map", equation=EQUATIONS["cov-sine-flow-map"], claim=claim,
     )
 
 
@@ -479,7 +475,7 @@ def check_sine_continuity(claim: sp.Expr = SINE_DENSITY) -> Check:
         trigonometric_zero(residual.subs(x, 2 * sp.atan(u))),
         scope=SINE_SCOPE.replace(r"z_0", "x"),
         details=r"\text{with } \Phi_{t \to 0}(x) = " + latex(SINE_INVERSE),
-        label="cov-continuity", equation=equation("cov-continuity"), claim=claim,
+        label="cov-continuity", equation=EQUATIONS["cov-continuity"], claim=claim,
     )
 
 
@@ -503,7 +499,7 @@ def check_sine_rate(claim: sp.Expr = SINE_RATE) -> Check:
         statement(lhs, claim.subs(z, sp.Function("z")(t))),
         passed,
         scope=SINE_SCOPE,
-        label="cov-icov", equation=equation("cov-icov"), claim=claim,
+        label="cov-icov", equation=EQUATIONS["cov-icov"], claim=claim,
     )
 
 

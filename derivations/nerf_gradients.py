@@ -30,7 +30,7 @@ import functools
 import sys
 
 import sympy as sp
-from _check import Check, product, report, statement, terms, vanishes
+from _check import Check, equation_table, product, report, statement, terms, vanishes
 
 N_MAX = 8  # the number of samples on a ray ranges over 1, ..., N_MAX
 
@@ -83,7 +83,7 @@ OPACITY = 1 - T[N + 1]
 DC_DSIGMA_SAME_COLOUR = product(delta[i], T[N + 1], c_common - c_bg)
 
 # The chapter's labelled equations, character for character as book/nerf_theory.md prints them.
-EQUATIONS = {
+EQUATIONS = equation_table({
     "nerf-dalpha": r"""
 \frac{\partial \alpha_i}{\partial \sigma_i} = \delta_i\, e^{-\sigma_i \delta_i} = \delta_i (1 -
 \alpha_i).
@@ -130,12 +130,7 @@ T_{i+1} = T_i\, e^{-\sigma_i \delta_i} = T_i (1 - \alpha_i),
 \frac{\partial \hat{\mathbf{C}}}{\partial \sigma_i} = \delta_i\, T_{N+1}\, (\mathbf{c} -
 \mathbf{c}_{\mathrm{bg}}).
 """,
-}
-
-
-def equation(label: str) -> str:
-    """The LaTeX of the chapter equation ``label``, without the blank lines around it."""
-    return EQUATIONS[label].strip()
+})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,7 +260,7 @@ def per_sample_check(
     passed = all(vanishes(difference(n, j)) for n, j in cases)
     return Check(
         title, statement(lhs, claim, rhs_suffix), passed, len(cases), SCOPE.format(n=n_max),
-        label=label, equation=equation(label), claim=claim,
+        label=label, equation=EQUATIONS[label], claim=claim,
     )
 
 
@@ -307,7 +302,7 @@ def check_dT(claim: sp.Expr = DT, n_max: int = N_MAX) -> Check:
         len(cases),
         SCOPE.format(n=n_max) + r",\ 1 \le k \le N + 1",
         label="nerf-dT",
-        equation=equation("nerf-dT"),
+        equation=EQUATIONS["nerf-dT"],
         claim=claim,
     )
 
@@ -391,7 +386,7 @@ def check_opacity(claim: sp.Expr = OPACITY, n_max: int = N_MAX) -> Check:
         len(cases),
         rf"1 \le N \le {n_max}",
         label="nerf-opacity",
-        equation=equation("nerf-opacity"),
+        equation=EQUATIONS["nerf-opacity"],
         claim=claim,
     )
 

@@ -1,9 +1,15 @@
-"""The derivation scripts as importable modules, for the tests that read their checks."""
+"""The derivation scripts as importable modules, and each script's one run per test session."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
+import pickle
+import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,7 +21,7 @@ if str(DERIVATIONS) not in sys.path:
 
 import _check  # noqa: E402  (found through the path set just above)
 
-__all__ = ["DERIVATIONS", "REPO", "SCRIPTS", "_check", "load"]
+__all__ = ["DERIVATIONS", "REPO", "SCRIPTS", "ScriptRun", "_check", "load", "proved", "run"]
 
 
 def load(name: str):
@@ -27,3 +33,40 @@ def load(name: str):
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
     return sys.modules[module_name]
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    """What ``python derivations/<name>.py`` did: exit status, output, and its checks."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    checks: tuple[_check.Check, ...]
+
+
+@functools.cache
+def run(name: str) -> ScriptRun:
+    """Run derivations/<name>.py as a reader would, once per test session.
+
+    Every test that needs a script's results reads them from this one run, so each identity is
+    proved once per session; the script hands its checks over through ``_check.RECORDS``.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        records = Path(folder) / "checks.pickle"
+        result = subprocess.run(
+            [sys.executable, str(DERIVATIONS / f"{name}.py")], cwd=REPO, capture_output=True,
+            text=True, timeout=600, env={**os.environ, _check.RECORDS: str(records)},
+        )
+        checks = pickle.loads(records.read_bytes()) if records.exists() else ()
+    return ScriptRun(result.returncode, result.stdout, result.stderr, checks)
+
+
+def proved(name: str) -> tuple[_check.Check, ...]:
+    """The checks of derivations/<name>.py from its one run; fails loudly if it crashed."""
+    outcome = run(name)
+    assert outcome.checks, (
+        f"derivations/{name}.py recorded no checks (exit {outcome.returncode}):\n"
+        f"{outcome.stdout}{outcome.stderr}"
+    )
+    return outcome.checks

@@ -9,13 +9,11 @@ test without editing this file.
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import sympy as sp
-from derivation_scripts import REPO, SCRIPTS, _check, load
+from derivation_scripts import SCRIPTS, _check, load, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,15 +29,14 @@ def test_there_are_derivation_scripts():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
 def test_script_proves_every_identity(script: Path):
-    result = subprocess.run(
-        [sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{script.name} exited {result.returncode}:\n{output}"
+    outcome = run(script.stem)
+    output = outcome.stdout + outcome.stderr
+    assert outcome.returncode == 0, f"{script.name} exited {outcome.returncode}:\n{output}"
     assert "FAIL" not in output, output
-    passes = [line for line in result.stdout.splitlines() if line.startswith("PASS  ")]
-    assert len(passes) == len(load(script.stem).CHECKS), output
-    assert "identities proved" in result.stdout
+    passes = [line for line in outcome.stdout.splitlines() if line.startswith("PASS  ")]
+    assert len(passes) == len(load(script.stem).CHECKS) == len(outcome.checks), output
+    assert all(check.passed for check in outcome.checks)
+    assert "identities proved" in outcome.stdout
 
 
 # ---------------------------------------------------------------------------------------------

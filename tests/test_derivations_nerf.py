@@ -100,4 +100,4 @@ def test_every_check_names_the_chapter_equation_it_proves():
     for check in nerf.CHECKS:
         result = check(n_max=1)
         assert result.label in nerf.EQUATIONS, check.__name__
-        assert result.equation == nerf.equation(result.label) and result.claim is not None
+        assert result.equation == nerf.EQUATIONS[result.label] and result.claim is not None

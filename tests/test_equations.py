@@ -15,12 +15,11 @@ those the textual comparison is the whole guarantee.
 
 from __future__ import annotations
 
-import functools
 import re
 
 import pytest
 import sympy as sp
-from derivation_scripts import DERIVATIONS, REPO, _check, load
+from derivation_scripts import DERIVATIONS, REPO, _check, proved
 
 SCRIPTS = sorted(path.stem for path in DERIVATIONS.glob("[!_]*.py"))
 _LABELLED = re.compile(
@@ -40,12 +39,6 @@ def labelled_equations() -> dict[str, tuple[str, str]]:
 
 def normalise(tex: str) -> str:
     return re.sub(r"\s+", " ", tex).strip()
-
-
-@functools.cache
-def proved(script: str) -> tuple[_check.Check, ...]:
-    """The checks of one script, each run once per test session."""
-    return tuple(check() for check in load(script).CHECKS)
 
 
 def labelled_checks() -> list[tuple[str, _check.Check]]:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dgm.inputs import check_finite, check_points, check_token_ids, checking, unchecked
+from dgm.inputs import (
+    check_finite,
+    check_points,
+    check_token_ids,
+    check_token_stream,
+    checking,
+    unchecked,
+)
+from dgm.lm import GPT, GPTConfig, train
 from dgm.vae import VAE, VAEConfig, analytic_kl_loss, check_images, train_vae
 
 NAN_POINTS = torch.tensor([[0.0, float("nan")]])
@@ -41,6 +49,25 @@ def test_unchecked_restores_the_checks_after_an_exception():
 def test_token_ids_are_refused_with_what_to_do(ids, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_token_ids("idx", ids, 5)
+
+
+@pytest.mark.parametrize("ids, message", [
+    (torch.zeros(2, 3, dtype=torch.long), "1-D stream"),
+    (torch.zeros(3), "int64"),
+    (torch.tensor([0, 7]), "0..4"),
+])
+def test_token_streams_are_refused_with_what_to_do(ids, message):
+    with pytest.raises(ValueError, match=message):
+        check_token_stream("train_data", ids, 5)
+
+
+def test_lm_train_refuses_a_batch_where_a_stream_belongs():
+    model = GPT(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=8))
+    stream = torch.arange(40) % 5
+    with pytest.raises(ValueError, match="train_data must be one 1-D stream"):
+        train(model, stream.view(4, 10), stream, steps=1, progress=False)
+    with pytest.raises(ValueError, match="val_data must be one 1-D stream"):
+        train(model, stream, stream.view(4, 10), steps=1, progress=False)
 
 
 def test_train_vae_checks_its_data_at_the_door_before_training():

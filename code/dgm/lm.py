@@ -36,7 +36,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dgm.config import seed_everything
-from dgm.inputs import check_token_ids, unchecked
+from dgm.inputs import check_token_ids, check_token_stream, unchecked
 from dgm.results import cached
 from dgm.training import History, check_finite_loss, warmup_cosine
 
@@ -389,7 +389,7 @@ def train(
     T = model.config.block_size
     device = next(model.parameters()).device
     for name, data in (("train_data", train_data), ("val_data", val_data)):  # the door
-        check_token_ids(name, data[None], model.config.vocab_size)
+        check_token_stream(name, data, model.config.vocab_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = warmup_cosine(optimizer, steps, min(warmup, steps), final=0.1)
     probe_generator = torch.Generator().manual_seed(probe_seed)

@@ -223,37 +223,6 @@ def score_function_loss(model: VAE, x: torch.Tensor, generator: torch.Generator 
     return -(f * log_normal_pdf(z, mu, logvar)).mean()
 
 
-def gradient_variance(
-    model: VAE,
-    loss_fn,
-    x: torch.Tensor,
-    n: int,
-    params: list[torch.Tensor] | None = None,
-    generator: torch.Generator | None = None,
-) -> dict[str, float]:
-    """Spread of a stochastic gradient over ``n`` independent draws of the noise.
-
-    Returns ``variance``: the trace of the gradient's covariance (the sum over parameters of
-    each coordinate's variance), ``mean_sq_norm``: the squared norm of the averaged gradient,
-    and ``n``. ``params`` defaults to the encoder's parameters; ``x`` stays fixed.
-    """
-    if n < 2:
-        raise ValueError(f"n must be >= 2 to estimate a variance, got {n}")
-    params = list(model.encoder.parameters()) if params is None else list(params)
-    total = sum_sq = None
-    for _ in range(n):
-        grads = torch.autograd.grad(loss_fn(model, x, generator), params, allow_unused=True)
-        grads = [
-            torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
-        ]
-        flat = torch.cat([g.flatten() for g in grads]).double()  # (number of parameters,)
-        total = flat if total is None else total + flat
-        sum_sq = flat**2 if sum_sq is None else sum_sq + flat**2
-    mean = total / n
-    variance = ((sum_sq - n * mean**2) / (n - 1)).clamp_min(0).sum().item()
-    return {"variance": variance, "mean_sq_norm": (mean**2).sum().item(), "n": n}
-
-
 @torch.inference_mode()
 def importance_log_weights(
     model: VAE,

@@ -1,8 +1,8 @@
 """Error bars for the VAE experiments: the spread of a stochastic gradient, with a bootstrap
 interval for the ratio of two estimators' spreads.
 
-:func:`dgm.vae.gradient_variance` returns the trace of a gradient's covariance over n draws of
-the noise. To say how sure that number is, the draws themselves are needed. Storing n gradients
+:func:`gradient_variance` returns the trace of a gradient's covariance over n draws of the
+noise. To say how sure that number is, the draws themselves are needed. Storing n gradients
 of a few hundred thousand parameters is wasteful when only inner products matter: the trace of
 the covariance of any reweighting of the draws is a function of their Gram matrix
 G[s, t] = <g_s, g_t>, so :func:`gradient_gram` keeps that (n, n) matrix and
@@ -28,9 +28,9 @@ def gradient_gram(
 ) -> torch.Tensor:
     """Gram matrix (n, n), float64, of ``n`` gradients of ``loss_fn`` over fresh noise draws.
 
-    Draws the noise exactly as :func:`dgm.vae.gradient_variance` does (one call of
-    ``loss_fn(model, x, generator)`` per draw), so two estimators given generators with the same
-    seed see the same noise, draw by draw. ``params`` defaults to the encoder's parameters.
+    One call of ``loss_fn(model, x, generator)`` per draw, so two estimators given generators
+    with the same seed see the same noise, draw by draw; ``x`` stays fixed. ``params`` defaults
+    to the encoder's parameters.
     """
     if n < 2:
         raise ValueError(f"n must be >= 2 to estimate a spread, got {n}")
@@ -45,12 +45,31 @@ def gradient_gram(
     return (draws @ draws.T).cpu()  # (n, n)
 
 
+def gradient_variance(
+    model: VAE,
+    loss_fn,
+    x: torch.Tensor,
+    n: int,
+    params: list[torch.Tensor] | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Spread of a stochastic gradient over ``n`` independent draws of the noise.
+
+    Returns ``variance``: the trace of the gradient's covariance (the sum over parameters of
+    each coordinate's variance, unbiased), ``mean_sq_norm``: the squared norm of the averaged
+    gradient, and ``n``. The draws are those of :func:`gradient_gram`.
+    """
+    gram = gradient_gram(model, loss_fn, x, n, params, generator)
+    return {"variance": trace_covariance(gram).item(), "mean_sq_norm": gram.sum().item() / n**2,
+            "n": n}
+
+
 def trace_covariance(gram: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
     """Trace of the sample covariance of the draws, from their Gram matrix.
 
     With counts c_t (how often draw t is used; all ones by default, or one row per bootstrap
     resample, shape (R, n)) and m = sum c_t: (sum_t c_t |g_t|^2 - |sum_t c_t g_t|^2 / m) / (m - 1).
-    With all counts one it is the unbiased estimate of :func:`dgm.vae.gradient_variance`.
+    With all counts one it is the unbiased estimate that :func:`gradient_variance` returns.
     """
     n = gram.shape[0]
     if gram.shape != (n, n):
