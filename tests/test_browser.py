@@ -188,3 +188,41 @@ def test_the_check_catches_a_broken_page(tmp_path, browser):
     assert "image not loaded: missing.png" in issues
     assert "request to another host: http://example.com/remote.png" in issues
     assert "page error" in issues and "boom" in issues
+
+
+# Offline search: words from the chapters' text, each with the chapter it must find.
+SEARCHES = {"Liouville": "book/change_of_variables", "transmittance": "book/nerf_theory",
+            "reparameterization": "book/elbo"}
+SEARCH_DONE_SCRIPT = """() => {
+  const summary = document.querySelector("#search-results p.search-summary");
+  return summary !== null && summary.textContent.trim() !== "";  // found pages, or said none
+}"""
+SEARCH_HITS_SCRIPT = """() => Array.from(
+  document.querySelectorAll("#search-results ul.search li a")).map(a => new URL(a.href).pathname)"""
+
+
+def search_hits(browser, server: str, word: str) -> list[str]:
+    """Type ``word`` into the book's search page as a reader would; the pages it finds."""
+    context = browser.new_context()
+    try:
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        page = context.new_page()
+        page.goto(f"{server}/search.html", wait_until="load")
+        field = page.locator("#search-results").locator("xpath=..").locator(
+            "form.bd-search input[name=q]")
+        field.fill(word)
+        field.press("Enter")
+        page.wait_for_url(lambda url: "q=" in url)
+        page.wait_for_function(SEARCH_DONE_SCRIPT)  # the index has loaded and the search has run
+        return page.evaluate(SEARCH_HITS_SCRIPT)
+    finally:
+        context.close()
+
+
+def test_search_finds_a_chapter_by_a_word_of_its_text(quick_book, browser):
+    assert quick_book.returncode == 0, "the quick build failed; see test_book_build"
+    with serve(quick_book.html) as server:
+        found = {word: search_hits(browser, server, word) for word in SEARCHES}
+    missing = {word: hits for word, hits in found.items()
+               if f"/{SEARCHES[word]}.html" not in hits}
+    assert not missing, f"search missed the chapter: {missing}"
