@@ -27,7 +27,7 @@ from reference import matmul_gflops  # bench/reference.py
 from dgm.data import dynamic_binarize, ensure_mnist, images_to_unit, load_mnist
 from dgm.vae import VAE, dataset_bounds, importance_log_weights
 
-CHUNK_ROWS = (4096, 16384, 65536)
+CHUNK_ROWS = (1024, 2048, 4096, 8192, 16384, 65536)
 
 
 def decoder_flops(model: VAE, draws: int) -> float:
