@@ -127,8 +127,9 @@ class SmoothMoons:
         x64 = _check_points(x)
         centres = self.arcs(self.u).reshape(-1, 2)  # (2 nodes, 2): arc 1's nodes, then arc 2's
         log_w = torch.cat([self.log_w, self.log_w]) - math.log(2.0)  # (2 nodes,)
-        terms = gaussian_log_pdf(x64, centres, self.s) + log_w  # (n, 2 nodes)
-        return torch.logsumexp(terms, dim=-1).to(x.dtype)
+        out = [torch.logsumexp(gaussian_log_pdf(chunk, centres, self.s) + log_w, dim=-1)
+               for chunk in x64.split(4096)]  # (chunk, 2 nodes) at a time, to bound memory
+        return torch.cat(out).to(x.dtype)
 
 
 def log_normal_interval(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
