@@ -29,17 +29,16 @@ import math
 import numpy as np
 import torch
 
+from dgm.inputs import check_points, checking
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _check_points(x: torch.Tensor) -> torch.Tensor:
-    if not torch.is_tensor(x) or x.dim() != 2 or x.shape[1] != 2:
-        shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-        raise ValueError(f"points must be a (n, 2) tensor, got {shape}")
-    if not torch.is_floating_point(x):
-        raise ValueError(f"points must be floating point, got dtype {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise ValueError("points contain NaN or inf; a log density needs finite points")
+    """The door of every log density: a finite (n, 2) floating-point batch, as float64."""
+    check_points("points", x, "a log density needs finite points.")
+    if checking() and x.shape[1] != 2:
+        raise ValueError(f"points must be a (n, 2) tensor, got {tuple(x.shape)}")
     return x.double()
 
 
