@@ -1,0 +1,70 @@
+"""Seconds per training step of the CNF lab (dgm.cnf), at 1 and at 2 CPU threads.
+
+One step is the lab's: a batch of 512 points, the exact trace, torchdiffeq's RK4 with 8 steps
+backwards from t1 = 1, the loss's gradient through the solver and one Adam update. The arms are
+interleaved in one process (1, 2, 1, 2, ...) and the median of each is printed, so that a change
+in the machine's load affects both alike. The lab uses what this favours.
+
+    python bench/cnf_threads.py [--repeats R] [--steps S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from dgm.cnf import CNFConfig, TimeMLP, nll_loss
+from dgm.toy_densities import make_density
+
+
+def cnf_step(hutchinson: bool = False):
+    config = CNFConfig()
+    torch.manual_seed(0)
+    field = TimeMLP(2, config.hidden, config.layers, config.activation)
+    optimizer = torch.optim.Adam(field.parameters(), lr=config.lr)
+    x = make_density("checkerboard").sample(config.batch_size, torch.Generator().manual_seed(0))
+    x = x.float()  # (batch, 2)
+    v = (2 * torch.randint(0, 2, x.shape) - 1).float() if hutchinson else None
+
+    def step():
+        loss = nll_loss(field, x, config.t1, config.solver, v)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def seconds_per_step(step, threads: int, steps: int) -> float:
+    torch.set_num_threads(threads)
+    step()  # warm-up at this thread count
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, load average {os.getloadavg()[0]:.2f} on "
+          f"{os.cpu_count()} CPUs; median of {args.repeats} interleaved runs of {args.steps} steps")
+    for name, hutchinson in (("CNF step, exact trace", False), ("CNF step, Hutchinson", True)):
+        step = cnf_step(hutchinson)
+        times = {1: [], 2: []}
+        for _ in range(args.repeats):
+            for threads in times:
+                times[threads].append(seconds_per_step(step, threads, args.steps))
+        one, two = (statistics.median(times[t]) for t in (1, 2))
+        print(f"{name}: {one * 1e3:.1f} ms/step at 1 thread, {two * 1e3:.1f} ms at 2 "
+              f"(speed-up {one / two:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
