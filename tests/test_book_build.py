@@ -48,7 +48,10 @@ def test_every_page_in_the_toc_was_built(quick_book):
 
 def ran_quick_mode_code(notebook: Path) -> bool:
     """Whether a code cell of the executed notebook consulted the mode: the code that ran,
-    as myst-nb parsed it, read independently of the extension's own detector."""
+    as myst-nb parsed it, read independently of the extension's own detector. A page of
+    Markdown alone (no code cell) is not executed and has no notebook."""
+    if not notebook.exists():
+        return False
     cells = json.loads(notebook.read_text())["cells"]
     sources = ("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
     return any("quick(" in code or "QUICK" in code for code in sources)
