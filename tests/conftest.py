@@ -51,6 +51,7 @@ SLOW_MODULES = {"test_browser", "test_fresh_results"}  # a browser, or several s
 SLOW_TESTS = {  # one subprocess each: a derivation script, a chapter's imports
     "test_script_proves_every_identity",
     "test_closure_holds_every_module_the_chapter_loads",
+    "test_the_key_of_a_notebook_computation_is_the_same_in_every_process",
 }
 
 

@@ -4,6 +4,9 @@ a damaged entry computed again, an interrupted write that leaves no entry."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -206,3 +209,31 @@ def test_the_store_itself_is_not_part_of_a_results_code():
     names = {f.name for f in files}
     assert "vae.py" in names and "training.py" in names
     assert "results.py" not in names and "dependencies.py" not in names
+
+
+KEY_SCRIPT = """
+from dgm.results import _source_of
+
+def alpha(): return 1
+def beta(): return 2
+def gamma(): return 3
+def delta(): return 4
+def compute(): return alpha() + beta() + gamma() + delta()
+
+print(_source_of(compute))
+"""
+
+
+def test_the_key_of_a_notebook_computation_is_the_same_in_every_process(tmp_path):
+    """Helpers called by a computation join its key in one order, whatever the hash seed: a
+    set's iteration order changes from process to process, and a key built in that order would
+    miss the stored result of an identical run."""
+    script = tmp_path / "key.py"
+    script.write_text(KEY_SCRIPT)
+    outputs = {
+        subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2", "3", "4", "5", "6")
+    }
+    assert len(outputs) == 1, outputs
+    assert all(f"def {name}" in next(iter(outputs)) for name in ("alpha", "beta", "delta"))

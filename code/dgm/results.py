@@ -114,7 +114,7 @@ def _source_of(compute: Callable) -> str:
                 "define the computation with def in a module or a notebook cell"
             ) from error
         names = _names_used(function.__code__)
-        pending += [value for name in names
+        pending += [value for name in sorted(names)  # sorted: a set's order varies by process
                     if inspect.isfunction(value := function.__globals__.get(name))
                     and value.__module__ == "__main__"]
     return "\n".join(sources)
