@@ -1,4 +1,4 @@
-"""The yardstick the benchmarks divide by: the rate of a plain float32 matrix product here.
+"""What the benchmarks share: the matmul yardstick they divide by, and the 1-vs-2-thread timing.
 
 Imported by the benchmark scripts of this folder (run as ``python bench/<script>.py``, which
 puts this folder on the import path).
@@ -6,6 +6,7 @@ puts this folder on the import path).
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -19,3 +20,24 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     for _ in range(repeats):
         a @ b
     return 2.0 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def seconds_per_step(step, threads: int, steps: int) -> float:
+    """Mean seconds of ``step()`` at ``threads`` threads, after one warm-up call."""
+    torch.set_num_threads(threads)
+    step()  # warm-up at this thread count
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def compare_threads(name: str, step, repeats: int, steps: int) -> None:
+    """Print the median seconds per step at 1 and at 2 threads, the arms interleaved."""
+    times = {1: [], 2: []}
+    for _ in range(repeats):
+        for threads in times:
+            times[threads].append(seconds_per_step(step, threads, steps))
+    one, two = (statistics.median(times[t]) for t in (1, 2))
+    print(f"{name}: {one * 1e3:.1f} ms/step at 1 thread, {two * 1e3:.1f} ms at 2 "
+          f"(speed-up {one / two:.2f}x)")

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import torch
+from reference import compare_threads  # bench/reference.py
 
 from dgm.lm import GPT, GPTConfig, get_batch
 from dgm.vae import VAE, analytic_kl_loss
@@ -50,15 +49,6 @@ def vae_step():
     return step
 
 
-def seconds_per_step(step, threads: int, steps: int) -> float:
-    torch.set_num_threads(threads)
-    step()  # warm-up at this thread count
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -68,13 +58,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs; median of {args.repeats} interleaved runs of {args.steps} steps")
     for name, make in (("language model (lm_lab)", lm_step), ("VAE (vae_experiments)", vae_step)):
         step = make()
-        times = {1: [], 2: []}
-        for _ in range(args.repeats):
-            for threads in times:
-                times[threads].append(seconds_per_step(step, threads, args.steps))
-        one, two = (statistics.median(times[t]) for t in (1, 2))
-        print(f"{name}: {one * 1e3:.1f} ms/step at 1 thread, {two * 1e3:.1f} ms at 2 "
-              f"(speed-up {one / two:.2f}x)")
+        compare_threads(name, step, args.repeats, args.steps)
 
 
 if __name__ == "__main__":
