@@ -10,11 +10,8 @@ in the machine's load affects both alike. The lab uses what this favours.
 
 from __future__ import annotations
 
-import argparse
-import os
-
 import torch
-from reference import compare_threads  # bench/reference.py
+from reference import thread_bench  # bench/reference.py
 
 from dgm.cnf import CNFConfig, TimeMLP, nll_loss
 from dgm.toy_densities import make_density
@@ -39,16 +36,10 @@ def cnf_step(hutchinson: bool = False):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10)
-    args = parser.parse_args()
-    print(f"torch {torch.__version__}, load average {os.getloadavg()[0]:.2f} on "
-          f"{os.cpu_count()} CPUs; median of {args.repeats} interleaved runs of {args.steps} steps")
-    for name, hutchinson in (("CNF step, exact trace", False), ("CNF step, Hutchinson", True)):
-        step = cnf_step(hutchinson)
-        compare_threads(name, step, args.repeats, args.steps)
-
+    thread_bench(__doc__.split("\n")[0], {
+        "CNF step, exact trace": lambda: cnf_step(False),
+        "CNF step, Hutchinson": lambda: cnf_step(True),
+    })
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,8 @@ puts this folder on the import path).
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import time
 
@@ -41,3 +43,16 @@ def compare_threads(name: str, step, repeats: int, steps: int) -> None:
     one, two = (statistics.median(times[t]) for t in (1, 2))
     print(f"{name}: {one * 1e3:.1f} ms/step at 1 thread, {two * 1e3:.1f} ms at 2 "
           f"(speed-up {one / two:.2f}x)")
+
+
+def thread_bench(description: str, arms) -> None:
+    """The command line of a 1-vs-2-thread benchmark: ``arms`` maps a name to a function that
+    builds one step; each is timed by :func:`compare_threads` with ``--repeats`` and ``--steps``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, load average {os.getloadavg()[0]:.2f} on "
+          f"{os.cpu_count()} CPUs; median of {args.repeats} interleaved runs of {args.steps} steps")
+    for name, make in arms.items():
+        compare_threads(name, make(), args.repeats, args.steps)

@@ -8,11 +8,8 @@ that a change in the machine's load affects both alike. The chapters use what th
 
 from __future__ import annotations
 
-import argparse
-import os
-
 import torch
-from reference import compare_threads  # bench/reference.py
+from reference import thread_bench  # bench/reference.py
 
 from dgm.lm import GPT, GPTConfig, get_batch
 from dgm.vae import VAE, analytic_kl_loss
@@ -50,16 +47,9 @@ def vae_step():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10)
-    args = parser.parse_args()
-    print(f"torch {torch.__version__}, load average {os.getloadavg()[0]:.2f} on "
-          f"{os.cpu_count()} CPUs; median of {args.repeats} interleaved runs of {args.steps} steps")
-    for name, make in (("language model (lm_lab)", lm_step), ("VAE (vae_experiments)", vae_step)):
-        step = make()
-        compare_threads(name, step, args.repeats, args.steps)
-
+    thread_bench(__doc__.split("\n")[0], {
+        "language model (lm_lab)": lm_step, "VAE (vae_experiments)": vae_step,
+    })
 
 if __name__ == "__main__":
     main()
