@@ -1,6 +1,6 @@
 """Seconds per training step of the CNF lab (dgm.cnf), at 1 and at 2 CPU threads.
 
-One step is the lab's: a batch of 512 points, the exact trace, torchdiffeq's RK4 with 8 steps
+One step is the lab's: a batch of 512 points, the exact trace, torchdiffeq's RK4 with 6 steps
 backwards from t1 = 1, the loss's gradient through the solver and one Adam update. The arms are
 interleaved in one process (1, 2, 1, 2, ...) and the median of each is printed, so that a change
 in the machine's load affects both alike. The lab uses what this favours.

@@ -37,7 +37,7 @@ from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 from tqdm import tqdm
 
-from dgm.config import seed_everything
+from dgm.config import seed_everything, seeded_generator
 from dgm.flows import divergence_exact, divergence_hutchinson, rademacher
 from dgm.gaussian import standard_normal_log_pdf
 from dgm.inputs import check_points, checking, unchecked
@@ -171,7 +171,7 @@ class Solver:
     """
 
     method: str = "rk4"
-    steps: int = 8
+    steps: int = 6
     rtol: float = 1e-5
     atol: float = 1e-5
     adjoint: bool = False
@@ -420,7 +420,7 @@ def train_cnf_on(config: CNFConfig, checkpoint: str | Path | None = None,
     generator of their own) and every training batch and probe.
     """
     density = make_density(config.density)
-    eval_points = density.sample(config.n_eval, torch.Generator().manual_seed(config.seed + 1))
+    eval_points = density.sample(config.n_eval, seeded_generator(config.seed + 1))
     generator = seed_everything(config.seed)
     field = TimeMLP(2, config.hidden, config.layers, config.activation)
     history = train_cnf(field, density.sample, config.steps, config.batch_size, config.lr,
