@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +39,7 @@ from sphinx.util import logging
 from dgm.config import DEVICE, QUICK, read_flag
 from dgm.dependencies import SourceTree, code_of_cells, digest_files
 from dgm.files import write_atomically
+from dgm.repro import BUILD_KEYS_VARIABLE
 
 LOGGER = logging.getLogger(__name__)
 STAMP = "dgm-keys.json"
@@ -99,7 +101,8 @@ def _record_id(record) -> str:
     return f"{record.pk}:{record.hashkey}"
 
 
-def _open_cache(app):
+def open_cache(app):
+    """The book's execution cache and the stamp file beside it; (None, None) when not caching."""
     config = app.env.mystnb_config
     if config.execution_mode != "cache":
         return None, None
@@ -122,11 +125,12 @@ def _write_stamp(stamp: Path, vouched: dict) -> None:
 
 def drop_stale_records(app, env, added, changed, removed) -> list[str]:
     """Remove every cache record not vouched for under its chapter's key; re-read those pages."""
-    cache, stamp = _open_cache(app)
+    cache, stamp = open_cache(app)
     if cache is None:
         return []
     keys, runs_code = chapter_keys(app)
     app.dgm_start_keys = keys
+    os.environ[BUILD_KEYS_VARIABLE] = json.dumps(keys)  # for the kernels' cards (dgm.repro)
     by_path = {_uri(env, docname): docname for docname in keys}
     vouched = {} if read_flag("DGM_RECOMPUTE") else _read_stamp(stamp)
     kept, rerun = {}, set()
@@ -157,7 +161,7 @@ def vouch_for_new_records(app, exception) -> None:
     start_keys = getattr(app, "dgm_start_keys", None)
     if exception is not None or not start_keys:
         return
-    cache, stamp = _open_cache(app)
+    cache, stamp = open_cache(app)
     new = [r for r in cache.list_cache_records() if _record_id(r) not in app.dgm_kept_records]
     if not new:  # nothing was executed: the stamp already holds every record
         return

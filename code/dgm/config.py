@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dgm.repro import note_seed
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -53,7 +55,15 @@ def data_dir() -> Path:
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch; return a ``torch.Generator`` seeded the same way."""
+    note_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def seeded_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with ``seed`` (noted for the page's card,
+    :mod:`dgm.repro`)."""
+    note_seed(seed)
+    return torch.Generator(device=device).manual_seed(seed)

