@@ -4,28 +4,15 @@ errors, and no request to any other host."""
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import re
-import subprocess
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from page_ready import CHROMIUM_ARGS, find_chromium, serve, wait_until_drawn
 
 REPO = Path(__file__).resolve().parents[1]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 
 # Text that would mean TeX was left untypeset, looked for outside code, scripts and MathJax output.
 RAW_TEX_SCRIPT = """() => {
@@ -52,31 +39,11 @@ BROKEN_IMAGES_SCRIPT = """() => Array.from(document.images)
   .map(img => img.getAttribute("src"))"""
 
 
-def find_chromium() -> str:
-    """The browser, found by the one lookup the Makefile and the CI workflow use too."""
-    found = subprocess.run([str(REPO / "tools" / "find-chromium"), "--no-install"],
-                           capture_output=True, text=True)
-    if found.returncode != 0:
-        pytest.fail(found.stderr.strip() or "tools/find-chromium found no browser")
-    return found.stdout.strip()
-
-
-@contextlib.contextmanager
-def serve(directory: Path):
-    """Serve ``directory`` on 127.0.0.1 (a free port) for the duration of the block."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+def chromium() -> str:
+    path = find_chromium()
+    if path is None:
+        pytest.fail("tools/find-chromium found no browser: run make test, which installs one")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +53,7 @@ def browser():
     except ImportError:
         pytest.fail("Playwright is missing: run `make setup` (it installs requirements-lock.txt)")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
@@ -131,14 +98,8 @@ def test_every_page_reads_offline(quick_book, browser):
 
 
 # Generous limits: a loaded 2-core machine typesets the longest page (hundreds of formulas) slowly.
-# Each wait below is for an explicit condition; none waits for the network to fall silent, since
-# MathJax fetches its fonts lazily while it typesets and keeps the network busy in bursts.
+# Each wait (page_ready.wait_until_drawn) is for an explicit condition, never network silence.
 PAGE_TIMEOUT_MS = 180_000
-MATH_READY_SCRIPT = "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
-# Two animation frames first, so that layout has run and every font in use has started loading.
-FONTS_READY_SCRIPT = """() => new Promise(done => requestAnimationFrame(() =>
-  requestAnimationFrame(() => document.fonts.ready.then(() => done(true)))))"""
-IMAGES_SETTLED_SCRIPT = "() => Array.from(document.images).every(img => img.complete)"
 
 
 def check_page(browser, url: str) -> list[str]:
@@ -159,11 +120,7 @@ def check_page(browser, url: str) -> list[str]:
                 lambda msg: msg.type == "error" and issues.append(f"console: {msg.text}"))
         page.on("pageerror", lambda error: issues.append(f"page error: {error}"))
         page.goto(url, wait_until="load")
-        if page.evaluate("() => document.querySelector('span.math, div.math') !== null"):
-            page.wait_for_function(MATH_READY_SCRIPT)
-            page.evaluate("() => MathJax.startup.promise")  # resolves once typesetting is done
-        page.evaluate(FONTS_READY_SCRIPT)
-        page.wait_for_function(IMAGES_SETTLED_SCRIPT)
+        wait_until_drawn(page)
         issues += [f"untypeset formula: {m}" for m in page.evaluate(UNTYPESET_MATH_SCRIPT)]
         issues += [f"raw TeX: {t}" for t in page.evaluate(RAW_TEX_SCRIPT)]
         issues += [f"image not loaded: {src}" for src in page.evaluate(BROKEN_IMAGES_SCRIPT)]
