@@ -76,3 +76,12 @@ def test_the_shortened_page_detector():
     assert shortened_in_quick_mode(cell % "if not QUICK:\n    assert loss < 90")
     assert not shortened_in_quick_mode(cell % "x = 1")
     assert not shortened_in_quick_mode("Prose may say `quick(full, short)` or DGM_QUICK=1.\n")
+
+
+def test_the_front_page_lists_every_chapter_run_in_words(quick_book):
+    html = (quick_book.html / "book" / "index.html").read_text()
+    assert "\u2705" not in html and "\u274c" not in html  # glyphs the offline fonts lack
+    table = html[html.index("Run Time"):]
+    for page in ("cnf_lab", "vae_experiments", "lm_lab", "nerf_lab"):
+        assert f"book/{page}" in table
+    assert table.count(">ran<") >= 8

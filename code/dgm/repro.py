@@ -127,6 +127,11 @@ def describe_run(page: str) -> dict:
     }
 
 
+def _grouped(key: str) -> str:
+    """A long hex key in groups of 16, so that it wraps inside the card."""
+    return " ".join(key[i:i + 16] for i in range(0, len(key), 16))
+
+
 def card_markdown(run: dict) -> str:
     """The card: a two-column Markdown table, one row per fact."""
     versions = ", ".join(f"{name} {v}" for name, v in run["versions"].items())
@@ -144,10 +149,10 @@ def card_markdown(run: dict) -> str:
         ("Seeds", ", ".join(map(str, run["seeds"])) or "none"),
         ("Data files (SHA-256)", files or "none"),
         ("Stored results", results or "none"),
-        ("Build key", f"`{run['build_key']}`" if run["build_key"]
+        ("Build key", _grouped(run["build_key"]) if run["build_key"]
          else "none: not run by the book's build"),
     ]
-    lines = ["| | |", "|---|---|"]
+    lines = ["| Fact | This run |", "|---|---|"]
     lines += [f"| {name} | {value.replace('|', '/')} |" for name, value in rows]
     return "\n".join(lines) + "\n"
 
