@@ -10,6 +10,7 @@ offers that ``.ipynb`` first, then the theme's ``.md`` source and print-to-PDF e
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import nbformat
@@ -23,8 +24,10 @@ LOGGER = logging.getLogger(__name__)
 NOTEBOOKS = "_notebooks"
 
 
-def citations(bibfiles: list[Path]) -> dict[str, tuple[str, str]]:
-    """Each BibTeX key's author-year citation and its full reference."""
+@functools.cache
+def citations(bibfiles: tuple[Path, ...]) -> dict[str, tuple[str, str]]:
+    """Each BibTeX key's author-year citation and its full reference (the files are parsed once
+    per build, not once per page)."""
     from pybtex.database import parse_file
 
     found = {}
@@ -35,7 +38,7 @@ def citations(bibfiles: list[Path]) -> dict[str, tuple[str, str]]:
             year = entry.fields.get("year", "n.d.")
             lead = (names[0] if len(names) == 1 else " and ".join(names) if len(names) == 2
                     else f"{names[0]} et al." if names else key)
-            title = entry.fields.get("title", "").replace("{", "").replace("}", "")
+            title = entry.fields.get("title", "")
             venue = entry.fields.get("journal") or entry.fields.get("booktitle") or ""
             full = f"{', '.join(names) or key} ({year}). {title}."
             full += f" *{venue}*." if venue else ""
@@ -47,8 +50,8 @@ def references(app, pagename: str) -> References:
     """Equation numbers, label titles, page titles and citations, as the build resolved them."""
     env = app.env
     refs = References(page=pagename)
-    bibfiles = [Path(app.srcdir) / name for name in app.config.bibtex_bibfiles]
-    refs.citations = citations(bibfiles)
+    bibfiles = tuple(Path(app.srcdir) / name for name in app.config.bibtex_bibfiles)
+    refs.citations = dict(citations(bibfiles))
     for label, (docname, number) in env.get_domain("math").data["objects"].items():
         refs.equations[label] = (docname, number)
     for label, (_docname, _labelid, title) in env.get_domain("std").labels.items():

@@ -57,7 +57,6 @@ QUOTED = {  # directive -> the bold heading over its quoted body
     "margin": "Aside", "supp": "Aside",
 }
 HEADED = {"exercise": "Exercise"}  # directive -> the section heading it becomes
-FOLDED = {"solution": "Solution", "dropdown": ""}
 DROPPED = {"bibliography", "toctree", "tableofcontents"}
 
 
@@ -190,25 +189,27 @@ class Converter:
 
     def directive(self, name: str, arg: str, body: list[str]) -> list[str]:
         options, rest = self.split_options(body)
-        inner = self.convert("\n".join(rest)).strip("\n")
+        # Verbatim bodies first: their text is code or TeX, never MyST to convert.
         if name in DROPPED:
             return []
         if name == "literalinclude":
             return self.literalinclude(arg, options)
-        if name in ("code-block", "code", "code-cell"):
+        if name in ("code-block", "code"):
             return [f"```{arg.split()[0] if arg else ''}", *rest, "```"]
         if name == "math":
             return ["$$", *rest, "$$"]
-        if name == "glue:figure":
-            return self.figure(arg, inner)
         if name == "glue:md":
             return [self.bundle(arg).get("text/markdown", "").strip()]
         if name == "nb-exec-table":
             return ["*(The table of execution times is on the book's HTML page.)*"]
-        if name in FOLDED:
-            summary = FOLDED[name] or self.inline(arg) or "Details"
-            if name == "solution":
-                summary = f"Solution to {self.references.labels.get(arg, arg)}"
+        inner = self.convert("\n".join(rest)).strip("\n")
+        if name == "glue:figure":
+            return self.figure(arg, inner)
+        if name == "solution":
+            summary = f"Solution to {self.references.labels.get(arg, arg)}"
+            return ["<details>", f"<summary>{summary}</summary>", "", inner, "", "</details>"]
+        if name == "dropdown":
+            summary = self.inline(arg) or "Details"
             return ["<details>", f"<summary>{summary}</summary>", "", inner, "", "</details>"]
         if name in HEADED:
             title = self.references.labels.get(options.get("label"), HEADED[name])

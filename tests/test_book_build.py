@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+from book_pages import toc_pages
 from quick_mode_note import shortened_in_quick_mode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ def test_quick_build_succeeds_without_warnings(quick_book):
 
 
 def test_every_page_in_the_toc_was_built(quick_book):
-    pages = re.findall(r"(?:root|file):\s*(\S+)", (REPO / "_toc.yml").read_text())
+    pages = toc_pages()
     assert pages, "no pages found in _toc.yml"
     missing = [page for page in pages if not (quick_book.html / f"{page}.html").exists()]
     assert not missing, f"pages listed in _toc.yml but not built: {missing}"
@@ -58,7 +59,7 @@ def ran_quick_mode_code(notebook: Path) -> bool:
 
 
 def test_shortened_pages_say_they_come_from_a_quick_run(quick_book):
-    pages = re.findall(r"(?:root|file):\s*(\S+)", (REPO / "_toc.yml").read_text())
+    pages = toc_pages()
     marked = {page for page in pages
               if "dgm-quick-mode" in (quick_book.html / f"{page}.html").read_text()}
     executed = quick_book.html.parent / "jupyter_execute"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from book_pages import pages_with_code
 from download_notebooks import NOTEBOOKS
 from plain_notebook import References, plain_notebook
 
@@ -124,11 +125,6 @@ def test_hidden_cells_stay_folded_and_the_card_cell_goes():
 def test_a_missing_glue_key_is_an_error():
     with pytest.raises(KeyError, match="nokey"):
         converted("{glue:text}`nokey`")
-
-
-def pages_with_code() -> list[str]:
-    pages = re.findall(r"(?:root|file):\s*(\S+)", (REPO / "_toc.yml").read_text())
-    return [p for p in pages if "```{code-cell}" in (REPO / f"{p}.md").read_text()]
 
 
 def test_every_executed_chapter_has_a_plain_notebook_offered_for_download(quick_book):

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from book_pages import pages_with_code
 
 from dgm import repro
 from dgm.config import seed_everything, seeded_generator
@@ -79,8 +80,7 @@ def test_the_build_key_is_read_from_the_build(monkeypatch):
 
 def test_literal_seeds_are_found_in_code():
     code = "g = torch.Generator().manual_seed(7)\nseed_everything( 3 )\ncfg = C(seed=42)\nx = 5"
-    found = {int(a or b) for a, b in repro._LITERAL_SEED.findall(code)}
-    assert found == {3, 7, 42}
+    assert repro.literal_seeds(code) == {3, 7, 42}
 
 
 def test_a_bad_page_name_is_refused():
@@ -88,27 +88,20 @@ def test_a_bad_page_name_is_refused():
         repro.repro_card("../book x")
 
 
-def pages_with_code() -> list[Path]:
-    pages = re.findall(r"file:\s*(\S+)", (REPO / "_toc.yml").read_text())
-    pages.append("book/index")
-    return [REPO / f"{page}.md" for page in pages
-            if "```{code-cell}" in (REPO / f"{page}.md").read_text()]
-
-
-@pytest.mark.parametrize("path", pages_with_code(), ids=lambda p: p.stem)
-def test_every_page_with_code_ends_with_its_own_card(path):
-    match = CARD_CELL.search(path.read_text())
-    assert match, f"{path.name} must end with the card cell and its dropdown (see book/cnf_lab.md)"
-    assert match["page"] == f"book/{path.stem}"
+@pytest.mark.parametrize("page", pages_with_code())
+def test_every_page_with_code_ends_with_its_own_card(page):
+    match = CARD_CELL.search((REPO / f"{page}.md").read_text())
+    assert match, f"{page}.md must end with the card cell and its dropdown (see book/cnf_lab.md)"
+    assert match["page"] == page
 
 
 def test_every_executed_page_shows_its_card(quick_book):
     stamp = json.loads((quick_book.html.parent / ".jupyter_cache" / "dgm-keys.json").read_text())
     keys = {Path(entry["uri"]).stem: entry["key"] for entry in stamp.values()}
-    for path in pages_with_code():
-        html = (quick_book.html / "book" / f"{path.stem}.html").read_text()
-        assert re.search("How this page.s results were made", html), path.stem
-        assert "quick (DGM_QUICK=1)" in html, path.stem
-        key = keys[path.stem]
+    for page in pages_with_code():
+        html = (quick_book.html / f"{page}.html").read_text()
+        assert re.search("How this page.s results were made", html), page
+        assert "quick (DGM_QUICK=1)" in html, page
+        key = keys[Path(page).name]
         grouped = " ".join(key[i:i + 16] for i in range(0, 64, 16))
-        assert grouped in html, f"{path.stem}: the card's build key is not the cache's"
+        assert grouped in html, f"{page}: the card's build key is not the cache's"

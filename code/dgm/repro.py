@@ -61,6 +61,12 @@ def note_result(name: str, key: str, reused: bool, seconds: float | None = None)
                                             "seconds": seconds}
 
 
+def literal_seeds(code: str) -> set[int]:
+    """The seeds written as literals in ``code``: ``manual_seed(7)``, ``seed_everything(3)``,
+    ``seed=42``."""
+    return {int(a or b) for a, b in _LITERAL_SEED.findall(code)}
+
+
 def page_code_seeds() -> set[int]:
     """The literal seeds in the code this kernel has executed (IPython's input history), or
     none outside IPython."""
@@ -71,8 +77,7 @@ def page_code_seeds() -> set[int]:
     shell = get_ipython()
     if shell is None:
         return set()
-    code = "\n".join(shell.user_ns.get("In", []))
-    return {int(a or b) for a, b in _LITERAL_SEED.findall(code)}
+    return literal_seeds("\n".join(shell.user_ns.get("In", [])))
 
 
 def build_key(page: str) -> str | None:
