@@ -45,6 +45,8 @@ def test_the_corpus_is_noted_with_its_sha256():
     load_corpus()
     digest = hashlib.sha256(CORPUS_PATH.read_bytes()).hexdigest()
     assert repro.describe_run("book/x")["files"] == {CORPUS_PATH.name: digest}
+    card = repro.card_markdown(repro.describe_run("book/x"))
+    assert " ".join(digest[i:i + 16] for i in range(0, 64, 16)) in card  # wraps in the box
 
 
 def test_a_result_is_noted_as_computed_then_as_reused(tmp_path):

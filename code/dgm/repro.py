@@ -140,7 +140,7 @@ def _grouped(key: str) -> str:
 def card_markdown(run: dict) -> str:
     """The card: a two-column Markdown table, one row per fact."""
     versions = ", ".join(f"{name} {v}" for name, v in run["versions"].items())
-    files = "; ".join(f"`{name}` {digest}" for name, digest in run["files"].items())
+    files = "; ".join(f"`{name}` {_grouped(digest)}" for name, digest in run["files"].items())
     results = "; ".join(
         f"`{r['name']}` {r['key'][:12]}, "
         + ("read from the result store" if r["reused"] else f"computed in {r['seconds']:.0f} s")
